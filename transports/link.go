@@ -1,0 +1,97 @@
+// Package transports defines the Link contract that every medium implements
+// (QUIC, LAN, KISS/AX.25, LoRa), its conformance suite, an in-memory link for
+// tests, and the concrete links that are not radios.
+//
+// A link moves opaque frames (encoded bundles) to and from one neighbour. It
+// knows nothing of routing: package router decides what to send where, and
+// imports this package, never the other way round.
+package transports
+
+import (
+	"context"
+	"errors"
+	"net/url"
+)
+
+// ErrClosed is returned (wrapped) by Send and Recv once the link is closed,
+// locally or by the peer. Callers test for it with errors.Is.
+var ErrClosed = errors.New("link closed")
+
+// ErrTooBig is returned (wrapped) by Send for a frame longer than MTU.
+var ErrTooBig = errors.New("frame larger than the link MTU")
+
+// Peer says who is at the other end of a link.
+type Peer struct {
+	// Addr is the neighbour's 16-byte node address.
+	Addr [16]byte
+	// Authenticated is true when the link proved Addr cryptographically
+	// (the QUIC certificate pin). A false Addr is only a claim.
+	Authenticated bool
+	// Remote is the medium's own name for the peer (host:port, callsign).
+	Remote string
+}
+
+// Link is an established, bidirectional frame pipe to one neighbour.
+//
+// Contract:
+//   - Send hands one frame to the medium and returns; it does not wait for
+//     the peer to read it. It may block for flow control or airtime until ctx
+//     is done. Frames longer than MTU fail with ErrTooBig and the link stays
+//     usable. Send is safe for concurrent use.
+//   - Recv returns the next whole frame, in the order the medium delivered it
+//     (reliable links: the order sent). The returned slice belongs to the
+//     caller. Recv is called from one goroutine at a time.
+//   - Frames are never split or merged: one Send is at most one Recv.
+//   - After Close (by either side, or when the medium fails) Send and Recv
+//     return an error wrapping ErrClosed; Close is idempotent and unblocks
+//     pending calls.
+//   - Reliability is the medium's: a QUIC link loses nothing while open, a
+//     radio link may lose or reorder. The router's custody acks cover both.
+type Link interface {
+	Send(ctx context.Context, frame []byte) error
+	Recv(ctx context.Context) ([]byte, error)
+	MTU() int
+	Peer() Peer
+	Close() error
+}
+
+// Stats are counters a link keeps about itself.
+type Stats struct {
+	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64
+	// RTTMillis is the smoothed round-trip time, 0 when unknown.
+	RTTMillis float64
+}
+
+// StatsLink is an optional capability: links that count their traffic.
+type StatsLink interface {
+	Stats() Stats
+}
+
+// DatagramLink is an optional capability of links that can also carry
+// unreliable, unordered datagrams beside the frame pipe (QUIC RFC 9221),
+// used for live voice. SendDatagram never blocks for long and may drop.
+type DatagramLink interface {
+	SendDatagram(b []byte) error
+	RecvDatagram(ctx context.Context) ([]byte, error)
+	MaxDatagramSize() int
+}
+
+// Dialer opens outgoing links for the URL schemes it serves.
+type Dialer interface {
+	// Schemes are the URL schemes this dialer handles, e.g. "quic".
+	Schemes() []string
+	// Dial connects to the neighbour named by u and returns an open link.
+	// Errors name the problem and the fix (unreachable host, wrong pin).
+	Dial(ctx context.Context, u *url.URL) (Link, error)
+}
+
+// Listener yields incoming links.
+type Listener interface {
+	// Accept blocks until a neighbour connects; after Close it returns an
+	// error wrapping ErrClosed.
+	Accept(ctx context.Context) (Link, error)
+	// Addr is the local address in URL form, e.g. "quic://127.0.0.1:4242".
+	Addr() string
+	Close() error
+}
