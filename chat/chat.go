@@ -1,0 +1,399 @@
+// Package chat is the messaging application on top of the router: contacts,
+// 1:1 text messages sealed end to end, delivery receipts, the local history
+// and the stream of events that `tern chat` and the web UI show.
+//
+// A message goes through these states on the sender: queued (on disk here),
+// forwarded (a neighbour took custody), delivered (the recipient's receipt
+// came back). The recipient stores a message before it answers with a
+// receipt, and recognises a message it already has by its ID.
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/crypto"
+	"github.com/ternmesh/tern/message"
+	"github.com/ternmesh/tern/router"
+	"github.com/ternmesh/tern/store"
+)
+
+// Defaults for bundles this application originates.
+const (
+	DefaultLifetime = 7 * 24 * time.Hour
+	DefaultHopLimit = 32
+)
+
+// Message states as users see them.
+const (
+	StateQueued    = "queued"
+	StateForwarded = "forwarded"
+	StateDelivered = "delivered"
+	StateReceived  = "received"
+)
+
+// Contact is a person whose card this node holds.
+type Contact struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Card    []byte `json:"card"`
+	Added   int64  `json:"added"`
+}
+
+// Record is one message in the history.
+type Record struct {
+	ID       string `json:"id"`
+	Peer     string `json:"peer"`      // the other party's address
+	PeerName string `json:"peer_name"` // its contact name, if known
+	Incoming bool   `json:"incoming"`
+	Text     string `json:"text"`
+	Sent     int64  `json:"sent"`     // sender's clock, unix ms (0 unknown)
+	Received int64  `json:"received"` // local clock, unix ms
+	State    string `json:"state"`
+	Bundle   string `json:"bundle,omitempty"`
+	Via      string `json:"via,omitempty"` // neighbour that took custody first
+}
+
+// Event is pushed to subscribers when something changes.
+type Event struct {
+	Type    string `json:"type"` // "message" (new incoming) or "status" (outgoing state changed)
+	Message Record `json:"message"`
+}
+
+// Submitter takes a bundle into the node's custody; *router.Router is one.
+type Submitter interface {
+	Submit(b *bundle.Bundle) error
+}
+
+// Config wires the chat application.
+type Config struct {
+	Identity *crypto.Identity
+	Box      *crypto.Box
+	Store    *store.Store
+	Router   Submitter
+	Now      func() time.Time
+	Rand     io.Reader
+	Logger   *slog.Logger
+}
+
+// App is the chat application of one node.
+type App struct {
+	cfg      Config
+	contacts *store.KV
+	history  *store.KV // key: peer(16) | received ms (8 BE) | message id (16)
+	index    *store.KV // message id -> history key; "b"+bundle id -> message id
+
+	mu   sync.Mutex
+	subs map[chan Event]struct{}
+}
+
+// New returns the chat application.
+func New(cfg Config) *App {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &App{
+		cfg:      cfg,
+		contacts: cfg.Store.Bucket("contacts"),
+		history:  cfg.Store.Bucket("messages"),
+		index:    cfg.Store.Bucket("message-index"),
+		subs:     map[chan Event]struct{}{},
+	}
+}
+
+// AddContact stores a verified card under a name (the card's own name when
+// name is empty).
+func (a *App) AddContact(card *crypto.Card, name string) (Contact, error) {
+	if name == "" {
+		name = card.Name
+	}
+	if card.Address() == a.cfg.Identity.Address() {
+		return Contact{}, errors.New("that is this node's own card: add the card of someone else")
+	}
+	c := Contact{Name: name, Address: card.Address().String(), Card: card.Marshal(), Added: a.cfg.Now().UnixMilli()}
+	v, _ := json.Marshal(c)
+	addr := card.Address()
+	if err := a.contacts.Put(addr[:], v); err != nil {
+		return Contact{}, fmt.Errorf("saving contact: %w", err)
+	}
+	return c, nil
+}
+
+// Contacts lists contacts sorted by name.
+func (a *App) Contacts() ([]Contact, error) {
+	var out []Contact
+	err := a.contacts.ForEach(func(_, v []byte) error {
+		var c Contact
+		if err := json.Unmarshal(v, &c); err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// Resolve finds a contact by name, full address or unique address prefix.
+func (a *App) Resolve(who string) (Contact, *crypto.Card, error) {
+	cs, err := a.Contacts()
+	if err != nil {
+		return Contact{}, nil, err
+	}
+	var hits []Contact
+	for _, c := range cs {
+		if strings.EqualFold(c.Name, who) || c.Address == strings.ToLower(who) {
+			hits = []Contact{c}
+			break
+		}
+		if len(who) >= 4 && strings.HasPrefix(c.Address, strings.ToLower(who)) {
+			hits = append(hits, c)
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return Contact{}, nil, fmt.Errorf("no contact %q: add one with `tern contact add <tern:uri> --name %s`, list them with `tern contacts`", who, who)
+	case 1:
+	default:
+		return Contact{}, nil, fmt.Errorf("%q matches %d contacts: use more of the address or the name", who, len(hits))
+	}
+	// The card was verified when added; parse it without the expiry check
+	// so an expired card still names the contact (sessions outlive cards).
+	card, err := crypto.ParseCard(hits[0].Card, time.Unix(hits[0].Added/1000, 0))
+	if err != nil {
+		return Contact{}, nil, fmt.Errorf("stored card of %s is unreadable: add it again: %w", hits[0].Name, err)
+	}
+	return hits[0], card, nil
+}
+
+func (a *App) nameOf(addr crypto.Address) string {
+	v, err := a.contacts.Get(addr[:])
+	if err != nil || v == nil {
+		return ""
+	}
+	var c Contact
+	if json.Unmarshal(v, &c) != nil {
+		return ""
+	}
+	return c.Name
+}
+
+// Send seals text for the contact and hands it to the router. When Send
+// returns, the message is on disk and will be delivered when a path exists.
+func (a *App) Send(who, text string) (Record, error) {
+	c, card, err := a.Resolve(who)
+	if err != nil {
+		return Record{}, err
+	}
+	if text == "" {
+		return Record{}, errors.New("empty message: write some text")
+	}
+	var id [16]byte
+	if _, err := io.ReadFull(a.cfg.Rand, id[:]); err != nil {
+		return Record{}, err
+	}
+	now := a.cfg.Now()
+	m := &message.Message{Type: message.Text, ID: id, Sent: now.UnixMilli(), Text: text}
+	b, err := a.seal(card.Address(), card, m)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{
+		ID: fmt.Sprintf("%x", id), Peer: c.Address, PeerName: c.Name, Text: text,
+		Sent: m.Sent, Received: now.UnixMilli(), State: StateQueued, Bundle: b.ID.String(),
+	}
+	// History first: if the router then fails the user sees the message
+	// as queued and can send it again; the reverse could lose it.
+	if err := a.save(rec); err != nil {
+		return Record{}, err
+	}
+	if err := a.index.Put(append([]byte("b"), b.ID[:]...), id[:]); err != nil {
+		return Record{}, err
+	}
+	if err := a.cfg.Router.Submit(b); err != nil {
+		return Record{}, fmt.Errorf("message not queued: %w", err)
+	}
+	return rec, nil
+}
+
+// seal encrypts m for to and wraps it in a data bundle.
+func (a *App) seal(to crypto.Address, card *crypto.Card, m *message.Message) (*bundle.Bundle, error) {
+	pt, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := a.cfg.Box.Seal(to, card, pt)
+	if err != nil {
+		return nil, fmt.Errorf("encrypting for %s: %w", to.Short(), err)
+	}
+	id, err := bundle.NewID(a.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	return &bundle.Bundle{
+		Version: bundle.Version, Kind: bundle.KindData, Dest: bundle.Addr(to), ID: id,
+		Created: a.cfg.Now().UnixMilli(), Lifetime: uint64(DefaultLifetime / time.Millisecond),
+		HopLimit: DefaultHopLimit, Payload: sealed,
+	}, nil
+}
+
+func historyKey(peer crypto.Address, received int64, id [16]byte) []byte {
+	k := make([]byte, 0, 40)
+	k = append(k, peer[:]...)
+	k = binary.BigEndian.AppendUint64(k, uint64(received))
+	return append(k, id[:]...)
+}
+
+func (a *App) save(r Record) error {
+	peer, err := crypto.ParseAddress(r.Peer)
+	if err != nil {
+		return err
+	}
+	var id [16]byte
+	if _, err := fmt.Sscanf(r.ID, "%x", &id); err != nil {
+		return fmt.Errorf("message id %q: %w", r.ID, err)
+	}
+	key, err := a.index.Get(id[:])
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		key = historyKey(peer, r.Received, id)
+		if err := a.index.Put(id[:], key); err != nil {
+			return err
+		}
+	}
+	v, _ := json.Marshal(r)
+	return a.history.Put(key, v)
+}
+
+func (a *App) load(id []byte) (Record, bool) {
+	key, err := a.index.Get(id)
+	if err != nil || key == nil {
+		return Record{}, false
+	}
+	v, err := a.history.Get(key)
+	if err != nil || v == nil {
+		return Record{}, false
+	}
+	var r Record
+	return r, json.Unmarshal(v, &r) == nil
+}
+
+// History lists messages, oldest first: with one peer when peer is not
+// empty, else all. limit 0 means all.
+func (a *App) History(peer string, limit int) ([]Record, error) {
+	var out []Record
+	visit := func(_, v []byte) error {
+		var r Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	}
+	var err error
+	if peer != "" {
+		c, _, rerr := a.Resolve(peer)
+		if rerr != nil {
+			return nil, rerr
+		}
+		p, _ := crypto.ParseAddress(c.Address)
+		err = a.history.ForEachPrefix(p[:], visit)
+	} else {
+		err = a.history.ForEach(visit)
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Received < out[j].Received })
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, err
+}
+
+// Subscribe returns a channel of events until ctx ends. A subscriber that
+// falls behind by more than 256 events misses the excess (the history stays
+// authoritative).
+func (a *App) Subscribe(ctx context.Context) <-chan Event {
+	ch := make(chan Event, 256)
+	a.mu.Lock()
+	a.subs[ch] = struct{}{}
+	a.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		a.mu.Lock()
+		delete(a.subs, ch)
+		a.mu.Unlock()
+		close(ch)
+	}()
+	return ch
+}
+
+func (a *App) publish(e Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ch := range a.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// setState moves an outgoing message forward (never backward).
+func (a *App) setState(msgID []byte, state, via string) {
+	r, ok := a.load(msgID)
+	if !ok || r.Incoming || rank(state) <= rank(r.State) {
+		return
+	}
+	r.State = state
+	if via != "" && r.Via == "" {
+		r.Via = via
+	}
+	if err := a.save(r); err != nil {
+		a.cfg.Logger.Error("saving message state failed", "message", r.ID, "err", err)
+		return
+	}
+	a.publish(Event{Type: "status", Message: r})
+}
+
+func rank(s string) int {
+	switch s {
+	case StateQueued:
+		return 1
+	case StateForwarded:
+		return 2
+	case StateDelivered:
+		return 3
+	}
+	return 0
+}
+
+// OnRouterEvent follows custody of outgoing bundles (router.Config.Events).
+func (a *App) OnRouterEvent(e router.Event) {
+	if e.Kind != "forwarded" {
+		return
+	}
+	go func() {
+		id, err := a.index.Get(append([]byte("b"), e.ID[:]...))
+		if err == nil && id != nil {
+			a.setState(id, StateForwarded, crypto.Address(e.Neighbour).String())
+		}
+	}()
+}

@@ -1,0 +1,77 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/crypto"
+	"github.com/ternmesh/tern/message"
+	"github.com/ternmesh/tern/router"
+)
+
+// Deliver is the router's local delivery (router.Config.Deliver): it opens
+// a sealed bundle, stores what it carries, and answers a text with a
+// delivery receipt. It is idempotent: a message already in the history is
+// acknowledged again but not stored twice.
+func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
+	if b.Kind != bundle.KindData {
+		return router.Reject("unsupported-kind", fmt.Errorf("bundle kind %d is not for applications", b.Kind))
+	}
+	op, err := a.cfg.Box.Open(b.Payload)
+	switch {
+	case errors.Is(err, crypto.ErrReplay):
+		return router.Reject("replayed", err)
+	case errors.Is(err, crypto.ErrForged):
+		return router.Reject("forged", err)
+	case errors.Is(err, crypto.ErrMalformed):
+		return router.Reject("malformed", err)
+	case errors.Is(err, crypto.ErrNoSession):
+		return router.Reject("unknown-session", err)
+	case err != nil:
+		return router.Reject("undecryptable", err)
+	}
+	m, err := message.Unmarshal(op.Plaintext)
+	if err != nil {
+		return router.Reject("malformed", fmt.Errorf("message from %s: %w", op.From.Short(), err))
+	}
+	switch m.Type {
+	case message.Text:
+		return a.receiveText(op.From, m)
+	case message.Receipt:
+		a.setState(m.Ref[:], StateDelivered, "")
+		return nil
+	default:
+		return router.Reject("unsupported-message", fmt.Errorf("message type %d from %s", m.Type, op.From.Short()))
+	}
+}
+
+func (a *App) receiveText(from crypto.Address, m *message.Message) error {
+	if _, ok := a.load(m.ID[:]); !ok {
+		r := Record{
+			ID: fmt.Sprintf("%x", m.ID), Peer: from.String(), PeerName: a.nameOf(from), Incoming: true,
+			Text: m.Text, Sent: m.Sent, Received: a.cfg.Now().UnixMilli(), State: StateReceived,
+		}
+		if err := a.save(r); err != nil {
+			return fmt.Errorf("storing message from %s: %w", from.Short(), err)
+		}
+		a.publish(Event{Type: "message", Message: r})
+	}
+	// Receipt on every copy: the first receipt may have been lost.
+	var rid [16]byte
+	if _, err := a.cfg.Rand.Read(rid[:]); err != nil {
+		return err
+	}
+	receipt := &message.Message{Type: message.Receipt, ID: rid, Sent: a.cfg.Now().UnixMilli(), Ref: m.ID}
+	b, err := a.seal(from, nil, receipt)
+	if err != nil {
+		// The message is stored; only the receipt is lost. Say so.
+		a.cfg.Logger.Warn("cannot send delivery receipt", "to", from.Short(), "err", err)
+		return nil
+	}
+	if err := a.cfg.Router.Submit(b); err != nil {
+		a.cfg.Logger.Warn("cannot queue delivery receipt", "to", from.Short(), "err", err)
+	}
+	return nil
+}

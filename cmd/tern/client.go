@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ternmesh/tern/api"
+	"github.com/ternmesh/tern/chat"
+	"github.com/ternmesh/tern/router"
+)
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments (`tern contact add URI --name alice`).
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func clientCommand(ctx context.Context, cmd string, args []string, in io.Reader, out io.Writer) error {
+	fs := flag.NewFlagSet("tern "+cmd, flag.ContinueOnError)
+	data := fs.String("data", defaultDataDir(), "data directory of the daemon")
+	name := fs.String("name", "", "contact name (contact add)")
+	peer := fs.String("peer", "", "only messages with this contact (inbox)")
+	limit := fs.Int("limit", 50, "at most this many messages (inbox)")
+	metrics := fs.Bool("metrics", false, "print the Prometheus metrics page (status)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	c := api.NewClient(socketPath(*data))
+	need := func(n int, what string) error {
+		if len(pos) != n {
+			return fmt.Errorf("usage: tern %s %s", cmd, what)
+		}
+		return nil
+	}
+	switch cmd {
+	case "id":
+		var id api.ID
+		if err := c.Do(ctx, "GET", "/v1/id", nil, &id); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "address: %s\nname:    %s\nexpires: %s\n", id.Address, id.Name, id.Expires.Format(time.DateOnly))
+		for _, l := range id.Listen {
+			fmt.Fprintf(out, "listen:  %s\n", l)
+		}
+		fmt.Fprintf(out, "\ncontact card (give it to people who should reach you):\n%s\n\n", id.URI)
+		qr, err := renderQR(id.QRURI)
+		if err != nil {
+			fmt.Fprintf(out, "(no QR code: %v)\n", err)
+			return nil
+		}
+		fmt.Fprintf(out, "compact card as a QR code:\n%s", qr)
+	case "sas":
+		if err := need(1, "<contact>"); err != nil {
+			return err
+		}
+		var r map[string]string
+		if err := c.Do(ctx, "GET", "/v1/sas?contact="+url.QueryEscape(pos[0]), nil, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s\n\nCompare these digits with %s (in person or on a call). If they match, nobody is in between.\n", r["sas"], pos[0])
+	case "contact add":
+		if err := need(1, "<tern:uri> [--name NAME]"); err != nil {
+			return err
+		}
+		var ct chat.Contact
+		if err := c.Do(ctx, "POST", "/v1/contacts", api.AddContact{URI: pos[0], Name: *name}, &ct); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "added %s (%s)\n", ct.Name, ct.Address)
+	case "contacts":
+		var cs []chat.Contact
+		if err := c.Do(ctx, "GET", "/v1/contacts", nil, &cs); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tADDRESS")
+		for _, ct := range cs {
+			fmt.Fprintf(tw, "%s\t%s\n", ct.Name, ct.Address)
+		}
+		tw.Flush()
+	case "peer add", "peer rm":
+		if err := need(1, "<url>"); err != nil {
+			return err
+		}
+		if cmd == "peer add" {
+			if err := c.Do(ctx, "POST", "/v1/peers", api.AddPeer{URL: pos[0]}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "connecting %s (kept across restarts; see `tern peers`)\n", pos[0])
+		} else {
+			if err := c.Do(ctx, "DELETE", "/v1/peers?url="+url.QueryEscape(pos[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "removed %s\n", pos[0])
+		}
+	case "peers":
+		var ps []router.PeerInfo
+		if err := c.Do(ctx, "GET", "/v1/peers", nil, &ps); err != nil {
+			return err
+		}
+		printPeers(out, ps)
+	case "status":
+		if *metrics {
+			s, err := c.Text(ctx, "/metrics")
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(out, s)
+			return nil
+		}
+		var st api.Status
+		if err := c.Do(ctx, "GET", "/v1/status", nil, &st); err != nil {
+			return err
+		}
+		printStatus(out, st)
+	case "send":
+		if len(pos) < 2 {
+			return fmt.Errorf("usage: tern send <contact> <text>")
+		}
+		var rec chat.Record
+		if err := c.Do(ctx, "POST", "/v1/messages", api.Send{To: pos[0], Text: strings.Join(pos[1:], " ")}, &rec); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s to %s: %s (message %s)\n", rec.State, nameOr(rec), rec.Text, rec.ID[:8])
+	case "inbox":
+		var recs []chat.Record
+		q := fmt.Sprintf("/v1/messages?limit=%d&peer=%s", *limit, url.QueryEscape(*peer))
+		if err := c.Do(ctx, "GET", q, nil, &recs); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			fmt.Fprintln(out, formatRecord(r))
+		}
+	case "chat":
+		if err := need(1, "<contact>"); err != nil {
+			return err
+		}
+		return chatLoop(ctx, c, pos[0], in, out)
+	}
+	return nil
+}
+
+func nameOr(r chat.Record) string {
+	if r.PeerName != "" {
+		return r.PeerName
+	}
+	return r.Peer[:8]
+}
+
+func formatRecord(r chat.Record) string {
+	t := time.UnixMilli(r.Received).Format("2006-01-02 15:04")
+	if r.Incoming {
+		return fmt.Sprintf("%s  %s: %s", t, nameOr(r), r.Text)
+	}
+	return fmt.Sprintf("%s  me -> %s: %s  [%s]", t, nameOr(r), r.Text, r.State)
+}
+
+func printPeers(out io.Writer, ps []router.PeerInfo) {
+	if len(ps) == 0 {
+		fmt.Fprintln(out, "no links: add one with `tern peer add quic://host:port`")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINK\tNEIGHBOUR\tSTATE\tRTT\tIN\tOUT\tQUEUED\tNOTE")
+	for _, p := range ps {
+		link := p.URL
+		if link == "" {
+			link = "(incoming) " + p.Remote
+		}
+		nb := p.Neighbour
+		if len(nb) > 8 {
+			nb = nb[:8]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%dB\t%dB\t%d\t%s\n", link, nb, p.State, p.RTTMillis, p.BytesIn, p.BytesOut, p.Queued, p.Error)
+	}
+	tw.Flush()
+}
+
+func printStatus(out io.Writer, st api.Status) {
+	m := st.Metrics
+	fmt.Fprintf(out, "node %s\nstore: %d bundles, %d bytes\n\n", st.Address, m.StoredNow, m.StoredBytes)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tIN\tOUT\tSTORED\tDELIVERED\tEXPIRED\tREJECTED\tDUPLICATE")
+	row := func(name string, c router.Counters) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", name, c.In, c.Out, c.Stored, c.Delivered, c.Expired, c.Rejected, c.Duplicate)
+	}
+	row("total", m.Total)
+	for n, c := range m.ByNeighbour {
+		row(n[:8], c)
+	}
+	tw.Flush()
+	for reason, k := range m.Rejected {
+		fmt.Fprintf(out, "rejected %s: %d\n", reason, k)
+	}
+	if len(st.Routes) > 0 {
+		fmt.Fprintln(out, "\nroutes:")
+		for _, r := range st.Routes {
+			state := "live"
+			if !r.Live {
+				state = "stale"
+			}
+			fmt.Fprintf(out, "  %x via %x  %d hops  %s\n", r.Dest[:4], r.Via[:4], r.Hops, state)
+		}
+	}
+}
+
+// chatLoop prints the conversation and incoming messages and receipts as
+// they arrive, and sends each line typed.
+func chatLoop(ctx context.Context, c *api.Client, who string, in io.Reader, out io.Writer) error {
+	var hist []chat.Record
+	if err := c.Do(ctx, "GET", "/v1/messages?limit=20&peer="+url.QueryEscape(who), nil, &hist); err != nil {
+		return err
+	}
+	for _, r := range hist {
+		fmt.Fprintln(out, formatRecord(r))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	peerAddr := ""
+	var ct []chat.Contact
+	if c.Do(ctx, "GET", "/v1/contacts", nil, &ct) == nil {
+		for _, x := range ct {
+			if strings.EqualFold(x.Name, who) || strings.HasPrefix(x.Address, strings.ToLower(who)) {
+				peerAddr = x.Address
+			}
+		}
+	}
+	go c.Events(ctx, func(e chat.Event) {
+		if peerAddr != "" && e.Message.Peer != peerAddr {
+			return
+		}
+		switch e.Type {
+		case "message":
+			fmt.Fprintln(out, formatRecord(e.Message))
+		case "status":
+			fmt.Fprintf(out, "  [%s] %s\n", e.Message.State, e.Message.Text)
+		}
+	})
+	fmt.Fprintf(out, "chatting with %s: type a line and press Enter; Ctrl-D to leave\n", who)
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var rec chat.Record
+		if err := c.Do(ctx, "POST", "/v1/messages", api.Send{To: who, Text: text}, &rec); err != nil {
+			fmt.Fprintln(out, "not sent:", err)
+			continue
+		}
+		fmt.Fprintf(out, "  [%s] %s\n", rec.State, rec.Text)
+	}
+	return sc.Err()
+}

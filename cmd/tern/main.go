@@ -1,0 +1,85 @@
+// Command tern is the Tern node: `tern run` is the daemon; every other
+// subcommand is a thin client of the daemon's local API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+const usage = `tern: a delay-tolerant, end-to-end encrypted mesh messenger.
+
+Usage:
+  tern run [--data DIR] [--listen ADDR] [--link URL]... [--config FILE] [--name NAME]
+  tern id                          this node's address, contact card and QR code
+  tern sas <contact>               short authentication string to compare with a contact
+  tern contact add <tern:uri> [--name NAME]
+  tern contacts
+  tern peer add <url>              e.g. quic://192.0.2.7:7337 (add ?id=<address> to pin it)
+  tern peer rm <url>
+  tern peers                       links: state, RTT, bytes, queued bundles
+  tern status [--metrics]          bundle counters, store use, routes
+  tern send <contact> <text>
+  tern chat <contact>              interactive chat with receipts
+  tern inbox [--peer CONTACT] [--limit N]
+
+Every command takes --data DIR (default $TERN_DATA, else the user data directory).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := runCLI(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tern:", err)
+		os.Exit(1)
+	}
+}
+
+// defaultDataDir is $TERN_DATA, else $XDG_DATA_HOME/tern, else
+// ~/.local/share/tern.
+func defaultDataDir() string {
+	if d := os.Getenv("TERN_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "tern")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "tern")
+	}
+	return "tern-data"
+}
+
+func socketPath(dataDir string) string { return filepath.Join(dataDir, "tern.sock") }
+
+func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "contact" || cmd == "peer" {
+		if len(rest) == 0 {
+			return fmt.Errorf("`tern %s` needs a subcommand: see `tern help`", cmd)
+		}
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, errOut)
+	case "id", "sas", "contact add", "contacts", "peer add", "peer rm", "peers", "status", "send", "chat", "inbox":
+		return clientCommand(ctx, cmd, rest, in, out)
+	}
+	return fmt.Errorf("unknown command %q: see `tern help`", cmd)
+}

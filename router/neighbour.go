@@ -1,0 +1,330 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/store"
+	"github.com/ternmesh/tern/transports"
+)
+
+// neighbour is one directly connected node and the links to it. Its sender
+// goroutine drains the store's queue for this next hop over the newest live
+// link, keeping at most Window bundles in flight until custody acks return.
+type neighbour struct {
+	addr bundle.Addr
+	wake chan struct{}
+
+	mu       sync.Mutex
+	links    []*linkState
+	inflight map[bundle.ID]*flight
+}
+
+type linkState struct {
+	l     transports.Link
+	since time.Time
+}
+
+// flight is a bundle sent to this neighbour and not yet acknowledged.
+type flight struct {
+	deadline time.Time
+	attempts int
+	local    bool // originated here: report "forwarded" on ack
+}
+
+func (n *neighbour) up() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.links) > 0
+}
+
+// link returns the link to send on: the newest one.
+func (n *neighbour) link() transports.Link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.links) == 0 {
+		return nil
+	}
+	return n.links[len(n.links)-1].l
+}
+
+func (n *neighbour) closeLinks() {
+	n.mu.Lock()
+	ls := append([]*linkState(nil), n.links...)
+	n.mu.Unlock()
+	for _, ls := range ls {
+		ls.l.Close()
+	}
+}
+
+// AddLink attaches an open link. The router reads from it, sends over it,
+// and forgets it when it closes. The neighbour is the link's Peer().Addr.
+// The returned channel is closed once the router has let go of the link.
+func (r *Router) AddLink(l transports.Link) <-chan struct{} {
+	gone := make(chan struct{})
+	p := l.Peer()
+	now := r.cfg.Now()
+	r.mu.Lock()
+	n := r.nbrs[p.Addr]
+	if n == nil {
+		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}}
+		r.nbrs[p.Addr] = n
+		r.wg.Add(1)
+		go r.sendLoop(n)
+	}
+	r.mu.Unlock()
+	n.mu.Lock()
+	n.links = append(n.links, &linkState{l: l, since: now})
+	for _, f := range n.inflight {
+		f.deadline = time.Time{} // resend at once over the new link
+	}
+	n.mu.Unlock()
+	r.log.Info("link up", "neighbour", addrString(p.Addr), "remote", p.Remote, "authenticated", p.Authenticated)
+	r.table.neighbourUp(p.Addr, now)
+	r.sendAnnounce(p.Addr, l)
+	r.routesChanged()
+	wake(n.wake)
+
+	frames := make(chan []byte, 1024)
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		defer close(frames)
+		for {
+			f, err := l.Recv(r.ctx)
+			if err != nil {
+				if !errors.Is(err, transports.ErrClosed) && r.ctx.Err() == nil {
+					r.log.Warn("link receive failed", "neighbour", addrString(p.Addr), "remote", p.Remote, "err", err)
+				}
+				return
+			}
+			select {
+			case frames <- f:
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.processFrames(n, l, frames)
+		l.Close()
+		r.dropLink(n, l)
+		close(gone)
+	}()
+	return gone
+}
+
+func (r *Router) dropLink(n *neighbour, l transports.Link) {
+	n.mu.Lock()
+	for i, ls := range n.links {
+		if ls.l == l {
+			n.links = append(n.links[:i], n.links[i+1:]...)
+			break
+		}
+	}
+	left := len(n.links)
+	for _, f := range n.inflight {
+		f.deadline = time.Time{}
+	}
+	n.mu.Unlock()
+	r.log.Info("link down", "neighbour", addrString(n.addr), "remote", l.Peer().Remote, "links_left", left)
+	if left == 0 {
+		r.table.neighbourDown(n.addr, r.cfg.Now())
+		r.routesChanged()
+	}
+}
+
+// processFrames handles frames from one link in batches, so that a burst of
+// bundles costs one group-committed store write and one custody ack.
+func (r *Router) processFrames(n *neighbour, l transports.Link, frames <-chan []byte) {
+	batch := make([][]byte, 0, 512)
+	for f := range frames {
+		batch = append(batch[:0], f)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case f, ok := <-frames:
+				if !ok {
+					break more
+				}
+				batch = append(batch, f)
+			default:
+				break more
+			}
+		}
+		r.handleBatch(n, l, batch)
+	}
+}
+
+func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
+	now := r.cfg.Now()
+	var recs []store.Record
+	var acks []bundle.ID
+	for _, f := range frames {
+		b, err := bundle.Unmarshal(f)
+		if err != nil {
+			r.m.reject(n.addr, "malformed")
+			r.log.Warn("dropped malformed bundle from neighbour", "neighbour", addrString(n.addr), "err", err)
+			continue
+		}
+		switch b.Kind {
+		case bundle.KindCustodyAck:
+			ids, err := bundle.UnmarshalCustodyAck(b.Payload)
+			if err != nil {
+				r.m.reject(n.addr, "malformed")
+				continue
+			}
+			r.onAck(n, ids)
+			continue
+		case bundle.KindAnnounce:
+			a, err := bundle.UnmarshalAnnounce(b.Payload)
+			if err != nil {
+				r.m.reject(n.addr, "malformed")
+				continue
+			}
+			if r.table.learn(r.cfg.Self, n.addr, a, now) {
+				r.routesChanged()
+			}
+			continue
+		}
+		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.in })
+		rem := b.Remaining(0)
+		switch {
+		case rem <= 0:
+			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.expired })
+			acks = append(acks, b.ID)
+			continue
+		case r.cfg.Store.Has(b.ID):
+			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.duplicate })
+			acks = append(acks, b.ID)
+			continue
+		case b.Dest != r.cfg.Self && b.HopLimit == 0:
+			r.m.reject(n.addr, "hop-limit")
+			acks = append(acks, b.ID)
+			continue
+		}
+		rec := store.Record{
+			ID: b.ID, Dest: b.Dest, From: n.addr, Raw: f,
+			Received: now.UnixMilli(), Expires: now.Add(rem).UnixMilli(),
+		}
+		if b.Dest == r.cfg.Self {
+			rec.NextHop = r.cfg.Self
+		} else {
+			rec.NextHop, _ = r.route(b.Dest, n.addr)
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) > 0 {
+		hops := map[bundle.Addr]bool{}
+		for i, err := range r.cfg.Store.Put(recs...) {
+			switch {
+			case err == nil:
+				r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.stored })
+				acks = append(acks, recs[i].ID)
+				hops[recs[i].NextHop] = true
+			case errors.Is(err, store.ErrDuplicate):
+				r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.duplicate })
+				acks = append(acks, recs[i].ID)
+			default:
+				// Not acknowledged: the neighbour keeps custody and retries.
+				r.m.reject(n.addr, "store")
+				r.log.Warn("cannot take bundle into custody", "neighbour", addrString(n.addr), "bundle", recs[i].ID.String(), "err", err)
+			}
+		}
+		for h := range hops {
+			r.wakeHop(h)
+		}
+	}
+	r.sendAcks(n.addr, l, acks)
+}
+
+// sendAcks tells the neighbour which bundles are now safe on our disk.
+func (r *Router) sendAcks(to bundle.Addr, l transports.Link, ids []bundle.ID) {
+	seen := make(map[bundle.ID]bool, len(ids))
+	uniq := ids[:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	ids = uniq
+	for len(ids) > 0 {
+		k := min(len(ids), bundle.MaxCustodyAckIDs)
+		payload, err := bundle.MarshalCustodyAck(ids[:k])
+		ids = ids[k:]
+		if err == nil {
+			err = r.sendControl(l, to, bundle.KindCustodyAck, payload)
+		}
+		if err != nil && r.ctx.Err() == nil {
+			r.log.Warn("custody ack not sent; the neighbour will resend", "neighbour", addrString(to), "err", err)
+			return
+		}
+	}
+}
+
+func (r *Router) sendAnnounce(to bundle.Addr, l transports.Link) {
+	r.mu.Lock()
+	r.announce++
+	seq := r.announce
+	r.mu.Unlock()
+	a := bundle.Announce{Seq: seq, Routes: r.table.advertise(r.cfg.Self, to)}
+	payload, err := a.Marshal()
+	if err == nil {
+		err = r.sendControl(l, to, bundle.KindAnnounce, payload)
+	}
+	if err != nil && r.ctx.Err() == nil {
+		r.log.Debug("announce not sent", "neighbour", addrString(to), "err", err)
+	}
+}
+
+// sendControl sends a hop-by-hop bundle (custody ack, announce).
+func (r *Router) sendControl(l transports.Link, to bundle.Addr, kind bundle.Kind, payload []byte) error {
+	id, err := bundle.NewID(r.cfg.Rand)
+	if err != nil {
+		return err
+	}
+	b := bundle.Bundle{Version: bundle.Version, Kind: kind, Dest: to, ID: id, Lifetime: 60_000, Payload: payload}
+	raw, err := b.Marshal()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	return l.Send(ctx, raw)
+}
+
+// onAck releases custody of bundles the neighbour now holds.
+func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
+	var done []bundle.ID
+	var local []bundle.ID
+	n.mu.Lock()
+	for _, id := range ids {
+		// Only bundles we sent to this neighbour: an ack can never make us
+		// drop a bundle held for someone else.
+		if f, ok := n.inflight[id]; ok {
+			delete(n.inflight, id)
+			done = append(done, id)
+			if f.local {
+				local = append(local, id)
+			}
+		}
+	}
+	n.mu.Unlock()
+	if len(done) == 0 {
+		return
+	}
+	if err := r.cfg.Store.Delete(done...); err != nil {
+		r.log.Error("releasing acknowledged bundles failed", "err", err)
+	}
+	if r.cfg.Events != nil {
+		for _, id := range local {
+			r.cfg.Events(Event{Kind: "forwarded", ID: id, Neighbour: n.addr})
+		}
+	}
+	wake(n.wake)
+}

@@ -1,0 +1,321 @@
+// Package router decides what happens to every bundle: deliver it locally,
+// forward it to a neighbour, or hold it in the durable store until a path
+// appears (delay-tolerant store-and-forward).
+//
+// Custody is hop by hop: a bundle leaves a node's store only after the next
+// hop has answered with a custody ack, which it sends only once the bundle is
+// on its own disk. Routes come from directly connected neighbours and from
+// their announces (a distance vector with split horizon). A route that is no
+// longer advertised turns stale but is kept for a while: the neighbour that
+// last reached a destination is the best custodian to wait with.
+//
+// The router imports links (package transports) and the store; no link
+// imports the router.
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/store"
+	"github.com/ternmesh/tern/transports"
+)
+
+// ErrRejected marks a local delivery that failed for good (forged, replayed,
+// not for us). Deliver wraps it; the bundle is then dropped and counted.
+var ErrRejected = errors.New("bundle rejected")
+
+// Config wires a router. Self, Store and Deliver are required.
+type Config struct {
+	Self  bundle.Addr
+	Store *store.Store
+	// Deliver hands a bundle addressed to this node to the local
+	// applications. It must be idempotent (after a crash a bundle may be
+	// delivered again) and return only once the result is durable. An
+	// error wrapping ErrRejected drops the bundle; any other error leaves it
+	// stored and delivery is retried.
+	Deliver func(ctx context.Context, b *bundle.Bundle) error
+	// Events, if set, is told when a locally originated bundle was taken
+	// into custody by a neighbour. It must not block.
+	Events func(Event)
+	// Dialers by URL scheme, for Connect.
+	Dialers map[string]transports.Dialer
+	Now     func() time.Time
+	Rand    io.Reader
+	Logger  *slog.Logger
+
+	AnnounceInterval time.Duration // default 30 s
+	RetryMin         time.Duration // first custody timeout, default 5 s
+	RetryMax         time.Duration // longest backoff, default 2 min
+	Window           int           // bundles in flight per neighbour, default 1024
+	RouteTTL         time.Duration // how long a stale route is kept, default 24 h
+	ExpireInterval   time.Duration // how often expired bundles are dropped, default 10 s
+}
+
+// Event reports progress of a locally originated bundle.
+type Event struct {
+	Kind      string // "forwarded"
+	ID        bundle.ID
+	Neighbour bundle.Addr
+}
+
+// Router is the forwarding engine of one node.
+type Router struct {
+	cfg   Config
+	log   *slog.Logger
+	table *table
+	m     *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	nbrs  map[bundle.Addr]*neighbour
+	dials map[string]*dialState
+
+	localWake chan struct{}
+	changed   chan struct{}
+	announce  uint64
+}
+
+// New starts a router. Close stops it.
+func New(cfg Config) (*Router, error) {
+	if cfg.Store == nil || cfg.Deliver == nil {
+		return nil, errors.New("router: Store and Deliver are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.AnnounceInterval, 30*time.Second)
+	def(&cfg.RetryMin, 5*time.Second)
+	def(&cfg.RetryMax, 2*time.Minute)
+	def(&cfg.RouteTTL, 24*time.Hour)
+	def(&cfg.ExpireInterval, 10*time.Second)
+	if cfg.Window <= 0 {
+		cfg.Window = 1024
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Router{
+		cfg: cfg, log: cfg.Logger.With("component", "router"),
+		table: newTable(cfg.RouteTTL), m: newMetrics(),
+		ctx: ctx, cancel: cancel,
+		nbrs: make(map[bundle.Addr]*neighbour), dials: make(map[string]*dialState),
+		localWake: make(chan struct{}, 1), changed: make(chan struct{}, 1),
+	}
+	r.wg.Add(3)
+	go r.localLoop()
+	go r.announceLoop()
+	go r.expireLoop()
+	wake(r.localWake)
+	return r, nil
+}
+
+// Close stops every loop and closes every link. Stored bundles stay stored.
+func (r *Router) Close() error {
+	r.cancel()
+	r.mu.Lock()
+	for _, n := range r.nbrs {
+		n.closeLinks()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Submit takes a locally originated bundle into the store (durably) and
+// queues it toward its destination. When Submit returns nil the bundle is on
+// disk: it will be sent when a path exists, until its lifetime ends.
+func (r *Router) Submit(b *bundle.Bundle) error {
+	raw, err := b.Marshal()
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	now := r.cfg.Now()
+	rec := store.Record{
+		ID: b.ID, Dest: b.Dest, Raw: raw,
+		Received: now.UnixMilli(), Expires: now.Add(b.Remaining(0)).UnixMilli(),
+	}
+	if b.Dest == r.cfg.Self {
+		rec.NextHop = r.cfg.Self
+	} else {
+		rec.NextHop, _ = r.route(b.Dest, bundle.Addr{})
+	}
+	if err := r.cfg.Store.Put(rec)[0]; err != nil {
+		return fmt.Errorf("submit bundle %s: %w", b.ID, err)
+	}
+	r.m.total.stored.Add(1)
+	r.wakeHop(rec.NextHop)
+	return nil
+}
+
+// wakeHop tells whoever serves next hop h that it has work.
+func (r *Router) wakeHop(h bundle.Addr) {
+	if h == r.cfg.Self {
+		wake(r.localWake)
+		return
+	}
+	if h == (bundle.Addr{}) {
+		return
+	}
+	r.mu.Lock()
+	n := r.nbrs[h]
+	r.mu.Unlock()
+	if n != nil {
+		wake(n.wake)
+	}
+}
+
+// route chooses the next hop for dest, never back to from.
+func (r *Router) route(dest, from bundle.Addr) (bundle.Addr, bool) {
+	return r.table.nextHop(dest, from, r.isUp)
+}
+
+func (r *Router) isUp(a bundle.Addr) bool {
+	r.mu.Lock()
+	n := r.nbrs[a]
+	r.mu.Unlock()
+	return n != nil && n.up()
+}
+
+// routesChanged schedules a reroute of held bundles and an early announce.
+func (r *Router) routesChanged() { wake(r.changed) }
+
+// reroute moves held bundles to a better next hop: unrouted bundles that
+// now have a route, and bundles waiting for a neighbour that is down when
+// another neighbour that is up now leads to their destination.
+func (r *Router) reroute() {
+	st := r.cfg.Store
+	move := func(recs []store.Record, current bundle.Addr) {
+		byHop := map[bundle.Addr][]bundle.ID{}
+		for _, rec := range recs {
+			if nh, ok := r.route(rec.Dest, rec.From); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
+				byHop[nh] = append(byHop[nh], rec.ID)
+			}
+		}
+		for nh, ids := range byHop {
+			if err := st.SetNextHop(nh, ids...); err != nil {
+				r.log.Error("reroute failed", "next_hop", addrString(nh), "err", err)
+				continue
+			}
+			r.wakeHop(nh)
+		}
+	}
+	if recs, err := st.Unrouted(4096); err == nil {
+		move(recs, bundle.Addr{})
+	}
+	r.mu.Lock()
+	var down []bundle.Addr
+	for a, n := range r.nbrs {
+		if !n.up() {
+			down = append(down, a)
+		}
+	}
+	r.mu.Unlock()
+	for _, a := range down {
+		if recs, err := st.ForNextHop(a, 4096); err == nil {
+			move(recs, a)
+		}
+	}
+}
+
+func (r *Router) announceLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.AnnounceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		case <-r.changed:
+			r.reroute()
+		}
+		r.table.expire(r.cfg.Now())
+		r.mu.Lock()
+		nbrs := make([]*neighbour, 0, len(r.nbrs))
+		for _, n := range r.nbrs {
+			nbrs = append(nbrs, n)
+		}
+		r.mu.Unlock()
+		for _, n := range nbrs {
+			if l := n.link(); l != nil {
+				r.sendAnnounce(n.addr, l)
+			}
+		}
+	}
+}
+
+func (r *Router) expireLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.ExpireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			r.ExpireNow()
+		}
+	}
+}
+
+// ExpireNow drops every stored bundle whose lifetime has ended.
+func (r *Router) ExpireNow() int {
+	n, err := r.cfg.Store.Expire()
+	if err != nil {
+		r.log.Error("expiring bundles failed", "err", err)
+	}
+	if n > 0 {
+		r.m.total.expired.Add(uint64(n))
+		r.log.Info("dropped expired bundles", "count", n)
+	}
+	return n
+}
+
+// Metrics returns the counters and store usage.
+func (r *Router) Metrics() Metrics {
+	s := Metrics{Total: r.m.total.snapshot(), ByNeighbour: map[string]Counters{}, Rejected: map[string]uint64{}}
+	r.m.mu.Lock()
+	for a, c := range r.m.per {
+		s.ByNeighbour[addrString(a)] = c.snapshot()
+	}
+	r.m.mu.Unlock()
+	r.m.reasons.Range(func(k, v any) bool {
+		s.Rejected[k.(string)] = v.(interface{ Load() uint64 }).Load()
+		return true
+	})
+	st := r.cfg.Store.Stats()
+	s.StoredNow, s.StoredBytes = st.Bundles, st.Bytes
+	return s
+}
+
+// Routes lists the route table.
+func (r *Router) Routes() []RouteInfo { return r.table.list() }
+
+func addrString(a bundle.Addr) string { return fmt.Sprintf("%x", a[:]) }
