@@ -163,7 +163,7 @@ func (r *Router) processFrames(n *neighbour, l transports.Link, frames <-chan []
 func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 	now := r.cfg.Now()
 	var recs []store.Record
-	var acks []bundle.ID
+	var acks, acked []bundle.ID
 	for _, f := range frames {
 		b, err := bundle.Unmarshal(f)
 		if err != nil {
@@ -178,7 +178,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 				r.m.reject(n.addr, "malformed")
 				continue
 			}
-			r.onAck(n, ids)
+			acked = append(acked, ids...)
 			continue
 		case bundle.KindAnnounce:
 			a, err := bundle.UnmarshalAnnounce(b.Payload)
@@ -217,6 +217,9 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			rec.NextHop, _ = r.route(b.Dest, n.addr)
 		}
 		recs = append(recs, rec)
+	}
+	if len(acked) > 0 {
+		r.onAck(n, acked)
 	}
 	if len(recs) > 0 {
 		hops := map[bundle.Addr]bool{}
