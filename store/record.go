@@ -1,0 +1,129 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/ternmesh/tern/bundle"
+)
+
+// Record encoding in the "bundles" bucket. The key is the 16-byte bundle ID;
+// the value is a fixed 73-byte header followed by the encoded bundle:
+//
+//	offset size field
+//	0      1    recordVersion (1)
+//	1      16   Dest
+//	17     16   From      (zero = a local application)
+//	33     16   NextHop   (zero = no route yet)
+//	49     8    Received  int64 big-endian, unix ms
+//	57     8    Expires   int64 big-endian, unix ms
+//	65     8    Seq       uint64 big-endian, insertion order; also the suffix of
+//	                      the record's keys in the next-hop and dest indexes
+//	73     ...  Raw       the encoded bundle, opaque to the store
+const (
+	recordVersion   = 1
+	offDest         = 1
+	offFrom         = offDest + 16
+	offNextHop      = offFrom + 16
+	offReceived     = offNextHop + 16
+	offExpires      = offReceived + 8
+	offSeq          = offExpires + 8
+	recordHeaderLen = offSeq + 8
+)
+
+// encodeRecord returns the bbolt value for r with insertion sequence seq.
+func encodeRecord(r *Record, seq uint64) []byte {
+	b := make([]byte, recordHeaderLen+len(r.Raw))
+	b[0] = recordVersion
+	copy(b[offDest:], r.Dest[:])
+	copy(b[offFrom:], r.From[:])
+	copy(b[offNextHop:], r.NextHop[:])
+	binary.BigEndian.PutUint64(b[offReceived:], uint64(r.Received))
+	binary.BigEndian.PutUint64(b[offExpires:], uint64(r.Expires))
+	binary.BigEndian.PutUint64(b[offSeq:], seq)
+	copy(b[recordHeaderLen:], r.Raw)
+	return b
+}
+
+// decodeRecord parses a value stored under key id. The result owns its
+// memory: nothing in it aliases v, which may be bbolt-mapped memory.
+func decodeRecord(id bundle.ID, v []byte) (Record, uint64, error) {
+	if len(v) < recordHeaderLen {
+		return Record{}, 0, fmt.Errorf("store: record %x is %d bytes, shorter than the %d-byte header: the database is damaged, restore it from a backup or delete it", id[:], len(v), recordHeaderLen)
+	}
+	if v[0] != recordVersion {
+		return Record{}, 0, fmt.Errorf("store: record %x has encoding version %d, this build reads %d: run the tern version that wrote the store", id[:], v[0], recordVersion)
+	}
+	var r Record
+	r.ID = id
+	copy(r.Dest[:], v[offDest:])
+	copy(r.From[:], v[offFrom:])
+	copy(r.NextHop[:], v[offNextHop:])
+	r.Received = int64(binary.BigEndian.Uint64(v[offReceived:]))
+	r.Expires = int64(binary.BigEndian.Uint64(v[offExpires:]))
+	seq := binary.BigEndian.Uint64(v[offSeq:])
+	r.Raw = append([]byte(nil), v[recordHeaderLen:]...)
+	return r, seq, nil
+}
+
+// rawLen is the size of the encoded bundle in a stored value, which is what
+// the quotas count.
+func rawLen(v []byte) int64 {
+	if len(v) < recordHeaderLen {
+		return 0
+	}
+	return int64(len(v) - recordHeaderLen)
+}
+
+// Index keys: a 16-byte address followed by the 8-byte big-endian insertion
+// sequence, so a cursor over one address visits records oldest first.
+func indexKey(a bundle.Addr, seq uint64) []byte {
+	k := make([]byte, 24)
+	copy(k, a[:])
+	binary.BigEndian.PutUint64(k[16:], seq)
+	return k
+}
+
+// Expiry index keys: Expires as 8 big-endian bytes followed by the ID, so a
+// cursor from the start visits the earliest expiry first. Expires is always
+// positive (Put refuses anything else), so the unsigned order is the time order.
+func expiryKey(expires int64, id bundle.ID) []byte {
+	k := make([]byte, 24)
+	binary.BigEndian.PutUint64(k, uint64(expires))
+	copy(k[8:], id[:])
+	return k
+}
+
+func u64(b []byte) uint64 {
+	if len(b) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func putU64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// usage is a byte and bundle count, stored as 16 bytes: bytes then bundles,
+// both big-endian uint64.
+type usage struct {
+	bytes   int64
+	bundles int64
+}
+
+func decodeUsage(v []byte) usage {
+	if len(v) < 16 {
+		return usage{}
+	}
+	return usage{bytes: int64(binary.BigEndian.Uint64(v)), bundles: int64(binary.BigEndian.Uint64(v[8:]))}
+}
+
+func (u usage) encode() []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b, uint64(u.bytes))
+	binary.BigEndian.PutUint64(b[8:], uint64(u.bundles))
+	return b
+}
