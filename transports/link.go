@@ -42,6 +42,10 @@ type Peer struct {
 //     (reliable links: the order sent). The returned slice belongs to the
 //     caller. Recv is called from one goroutine at a time.
 //   - Frames are never split or merged: one Send is at most one Recv.
+//   - A link may let a small frame overtake a large one sent before it, so
+//     that a file transfer does not hold up chat or control traffic (the
+//     QUIC link sends frames above 64 KiB on their own stream). Frames of
+//     similar size keep their order on reliable links.
 //   - After Close (by either side, or when the medium fails) Send and Recv
 //     return an error wrapping ErrClosed; Close is idempotent and unblocks
 //     pending calls.
