@@ -12,6 +12,7 @@
 //	POST   /v1/peers {url}         connect and remember a link
 //	DELETE /v1/peers?url=U         forget a link
 //	GET    /v1/status              counters, store use, routes
+//	GET    /v1/bundles?limit=N     bundles held in the store (routing fields and raw bytes)
 //	POST   /v1/messages {to,text}  send a message
 //	GET    /v1/messages?peer=X&limit=N   history (incoming and outgoing)
 //	GET    /v1/events              newline-delimited JSON events, until closed
@@ -73,6 +74,7 @@ func Handler(n *node.Node, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/peers", s.addPeer)
 	mux.HandleFunc("DELETE /v1/peers", s.removePeer)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/bundles", s.bundles)
 	mux.HandleFunc("POST /v1/messages", s.send)
 	mux.HandleFunc("GET /v1/messages", s.messages)
 	mux.HandleFunc("GET /v1/events", s.events)
@@ -254,4 +256,43 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		fl.Flush()
 	}
+}
+
+// HeldBundle is one bundle in the store as GET /v1/bundles shows it: what a
+// relay can see of it, which is all a relay has.
+type HeldBundle struct {
+	ID        string    `json:"id"`
+	Dest      string    `json:"dest"`
+	Neighbour string    `json:"from_neighbour,omitempty"` // empty: originated here
+	NextHop   string    `json:"next_hop,omitempty"`       // empty: no route yet
+	Size      int       `json:"size"`
+	Received  time.Time `json:"received"`
+	Expires   time.Time `json:"expires"`
+	Raw       []byte    `json:"raw"`
+}
+
+func (s *server) bundles(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 {
+		limit = 1000
+	}
+	recs, err := s.n.Store().All(limit)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := make([]HeldBundle, 0, len(recs))
+	hex := func(a [16]byte) string {
+		if a == ([16]byte{}) {
+			return ""
+		}
+		return crypto.Address(a).String()
+	}
+	for _, rec := range recs {
+		out = append(out, HeldBundle{
+			ID: rec.ID.String(), Dest: hex(rec.Dest), Neighbour: hex(rec.From), NextHop: hex(rec.NextHop),
+			Size: len(rec.Raw), Received: time.UnixMilli(rec.Received).UTC(), Expires: time.UnixMilli(rec.Expires).UTC(), Raw: rec.Raw,
+		})
+	}
+	reply(w, http.StatusOK, out)
 }

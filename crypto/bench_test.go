@@ -15,7 +15,8 @@ func confirmedPair(b *testing.B) (alice, bob *peer) {
 var text40 = []byte("meet at the north gate at 18:30, bring w") // 40 bytes
 
 // BenchmarkOverhead reports the bytes a Seal adds on a confirmed session
-// (budget: 27) and on an unconfirmed one (the repeated init).
+// (23: type, 4-byte wire session id, 16-bit counter, tag) and on an
+// unconfirmed one (the repeated init).
 func BenchmarkOverhead(b *testing.B) {
 	alice, bob := confirmedPair(b)
 	carol := newPeer(b, 0xC0, "carol", &clock{t: testNow})
@@ -74,5 +75,26 @@ func BenchmarkSessionStart(b *testing.B) {
 		if _, err := bob.box.Open(s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkOpenForged measures what a forged message costs the receiver:
+// "at-limit" claims a counter MaxCounterJump ahead (the worst case: the chain
+// walk, then a failed tag); "beyond" one more (refused before any key).
+func BenchmarkOpenForged(b *testing.B) {
+	_, bob := confirmedPair(b)
+	var s *session
+	for _, o := range bob.box.sessions {
+		s = o
+	}
+	for name, ahead := range map[string]uint64{"at-limit": MaxCounterJump, "beyond": MaxCounterJump + 1} {
+		b.Run(name, func(b *testing.B) {
+			forged := forgedAt(s, s.recv.next+ahead)
+			for b.Loop() {
+				if _, err := bob.box.Open(forged); err == nil {
+					b.Fatal("a forged message opened")
+				}
+			}
+		})
 	}
 }

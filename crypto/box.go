@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,13 @@ var (
 	// ErrTooOld: the message is older than the receive window (it also
 	// wraps ErrReplay, since a replay cannot be told apart).
 	ErrTooOld = errors.New("message older than the receive window")
+	// ErrTooFarAhead: the message's counter is more than MaxCounterJump
+	// ahead of the next expected one. It is refused before any key is
+	// derived; it also wraps ErrForged, since a forgery cannot be told
+	// apart. A genuine one opens later, once earlier messages have moved
+	// the window up to it; if that many were lost for good, the sender must
+	// call Rekey.
+	ErrTooFarAhead = errors.New("message counter too far ahead")
 )
 
 // KV is a durable key-value bucket. Put and Delete are on disk (fsync) when
@@ -64,13 +72,17 @@ type Box struct {
 
 	mu       sync.Mutex
 	sessions map[[sessionIDSize]byte]*session
-	byCt     map[[16]byte]*session // responder sessions by init ciphertext hash
-	newest   map[Address]*session  // the session each peer is sent on
+	byWire   map[[wireIDSize]byte][]*session // by the id prefix messages carry
+	byCt     map[[16]byte]*session           // responder sessions by init ciphertext hash
+	newest   map[Address]*session            // the session each peer is sent on
 	gen      uint64
 	prekeys  map[uint32][]byte // X-Wing private keys by epoch
 
 	// trace, when set (tests), sees every (key, nonce) Seal uses.
 	trace func(key [32]byte, nonce []byte)
+	// openHMACs counts the chain and message keys Open derived (tests
+	// check the cost of forged messages with it).
+	openHMACs uint64
 }
 
 // NewBox loads the sessions persisted in kv. rand feeds X-Wing
@@ -82,6 +94,7 @@ func NewBox(id *Identity, kv KV, rand io.Reader, now func() time.Time) (*Box, er
 	b := &Box{
 		id: id, kv: kv, rand: rand, now: now,
 		sessions: map[[sessionIDSize]byte]*session{},
+		byWire:   map[[wireIDSize]byte][]*session{},
 		byCt:     map[[16]byte]*session{},
 		newest:   map[Address]*session{},
 		prekeys:  map[uint32][]byte{},
@@ -120,6 +133,10 @@ func NewBox(id *Identity, kv KV, rand io.Reader, now func() time.Time) (*Box, er
 // index adds a loaded or new session to the lookup maps.
 func (b *Box) index(s *session) {
 	b.sessions[s.id] = s
+	w := wireID(s.id)
+	if !slices.Contains(b.byWire[w], s) {
+		b.byWire[w] = append(b.byWire[w], s)
+	}
 	if !s.initiator {
 		b.byCt[s.ctHash] = s
 	}
@@ -381,6 +398,12 @@ func (b *Box) drop(s *session) error {
 		return fmt.Errorf("drop session %x: %w", s.id, err)
 	}
 	delete(b.sessions, s.id)
+	w := wireID(s.id)
+	if rest := slices.DeleteFunc(b.byWire[w], func(o *session) bool { return o == s }); len(rest) > 0 {
+		b.byWire[w] = rest
+	} else {
+		delete(b.byWire, w)
+	}
 	if !s.initiator {
 		delete(b.byCt, s.ctHash)
 	}
@@ -440,16 +463,26 @@ func (b *Box) openMsg(sealed []byte) (Opened, error) {
 	if err != nil {
 		return Opened{}, err
 	}
-	s := b.sessions[m.sid]
-	if s == nil {
+	cands := b.byWire[m.sid]
+	if len(cands) == 0 {
 		return Opened{}, fmt.Errorf("%w %x on this node: the sender must start a new session (call Rekey with this node's card)", ErrNoSession, m.sid)
 	}
-	n := reconstructCounter(s.recv.next, m.truncated)
-	pt, err := b.openOn(s, n, m.ad, m.body, false)
-	if err != nil {
-		return Opened{}, err
+	// Several sessions may share the 4-byte wire id: try each; only the
+	// right one passes the tag (a failed try changes no state). Report a
+	// refusal other than ErrForged (replay, store failure) if any session
+	// gave one, since a colliding session always adds an ErrForged.
+	var firstErr error
+	for _, s := range slices.Clone(cands) {
+		n := reconstructCounter(s.recv.next, m.truncated)
+		pt, err := b.openOn(s, n, m.ad, m.body, false)
+		if err == nil {
+			return Opened{From: s.peer, Plaintext: pt}, nil
+		}
+		if firstErr == nil || (errors.Is(firstErr, ErrForged) && !errors.Is(err, ErrForged)) {
+			firstErr = err
+		}
 	}
-	return Opened{From: s.peer, Plaintext: pt}, nil
+	return Opened{}, firstErr
 }
 
 func (b *Box) openInit(sealed []byte) (Opened, error) {
@@ -550,11 +583,16 @@ func (b *Box) prekey(epoch, cur uint32) ([]byte, error) {
 // openOn opens message n of s. The new receive state is persisted before the
 // plaintext is returned, so a replay is refused even after a crash. A new
 // session is registered only when its first message opens.
+//
+// Before the tag is checked, reaching n costs one HMAC per counter skipped
+// (at most MaxCounterJump); the message keys of skipped counters are derived
+// only once the tag has passed, so a forged message costs no more.
 func (b *Box) openOn(s *session, n uint64, ad, body []byte, isNew bool) ([]byte, error) {
 	var (
 		key     [32]byte
 		recv    = s.recv
 		skipped = s.skipped
+		pending []chain // skipped counters kept in the window, keys derived after the tag check
 	)
 	switch {
 	case n < s.recv.next:
@@ -567,35 +605,21 @@ func (b *Box) openOn(s *session, n uint64, ad, body []byte, isNew bool) ([]byte,
 				ErrReplay, ErrTooOld, n, s.id, recvWindow, s.recv.next-1)
 		}
 		key = k
-		skipped = maps.Clone(s.skipped)
-		delete(skipped, n)
-	case n-s.recv.next > maxJump:
-		// Not worth deriving the keys: either forged, or so many messages
-		// were lost that the session is beyond repair.
-		return nil, fmt.Errorf("%w: message %d of session %x is more than %d ahead of the next expected (%d): forged, or the sender must Rekey",
-			ErrForged, n, s.id, maxJump, s.recv.next)
+	case n-s.recv.next > MaxCounterJump:
+		// Refused before deriving anything: either forged, or so many
+		// messages were lost that the sender must start over.
+		return nil, fmt.Errorf("%w (%w): message %d of session %x is more than %d ahead of the next expected (%d): forged, or it overtook that many (it opens once they arrive), or that many were lost and the sender must Rekey",
+			ErrForged, ErrTooFarAhead, n, s.id, MaxCounterJump, s.recv.next)
 	default:
-		var fresh map[uint64][32]byte
 		for recv.next < n {
 			if n-recv.next < recvWindow {
-				if fresh == nil {
-					fresh = map[uint64][32]byte{}
-				}
-				fresh[recv.next] = recv.messageKey()
+				pending = append(pending, recv)
 			}
 			recv.step()
 		}
 		key = recv.messageKey()
 		recv.step()
-		if fresh != nil || len(s.skipped) > 0 {
-			skipped = make(map[uint64][32]byte, len(s.skipped)+len(fresh))
-			for c, k := range s.skipped {
-				if c+recvWindow >= recv.next {
-					skipped[c] = k
-				}
-			}
-			maps.Copy(skipped, fresh)
-		}
+		b.openHMACs += n - s.recv.next + 2
 	}
 	aead, err := chacha20poly1305.New(key[:])
 	if err != nil {
@@ -604,6 +628,22 @@ func (b *Box) openOn(s *session, n uint64, ad, body []byte, isNew bool) ([]byte,
 	pt, err := aead.Open(nil, nonceFor(n), body, ad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: message %d of session %x fails authentication", ErrForged, n, s.id)
+	}
+	switch {
+	case n < s.recv.next:
+		skipped = maps.Clone(s.skipped)
+		delete(skipped, n)
+	case len(pending) > 0 || len(s.skipped) > 0:
+		skipped = make(map[uint64][32]byte, len(s.skipped)+len(pending))
+		for c, k := range s.skipped {
+			if c+recvWindow >= recv.next {
+				skipped[c] = k
+			}
+		}
+		for _, p := range pending {
+			skipped[p.next] = p.messageKey()
+		}
+		b.openHMACs += uint64(len(pending))
 	}
 	old := *s
 	s.recv, s.skipped = recv, skipped

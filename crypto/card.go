@@ -25,7 +25,10 @@ const (
 	MaxCardLinkSize = 256      // bytes per link
 	MaxCardNameSize = 64       // bytes of UTF-8 in the name
 
-	cardVersion = 1
+	// cardVersion is element 0 of a full card; cardVersionCompact of a
+	// compact one (FORMAT.md). Element 0 names form and version together.
+	cardVersion        = 1
+	cardVersionCompact = 2
 	// cardClockSkew is how far in the future a card's issue time may lie.
 	cardClockSkew = 24 * time.Hour
 	// cardSigDomain prefixes the bytes both card signatures cover.
@@ -45,17 +48,29 @@ var (
 // Card is the signed public half of an identity that people exchange. The
 // fields are those of the wire format (see FORMAT.md); a Card returned by
 // ParseCard or Identity.NewCard has valid signatures.
+//
+// A card comes in two forms. A full card carries the ML-DSA-44 key and both
+// signatures (about 5 KB). A compact card (Compact reports it) carries only
+// the SHA-256 hash of the ML-DSA-44 key and an Ed25519 signature (about
+// 1.4 KB, for QR codes): MLDSA, SigEd25519 and SigMLDSA are nil and
+// SigCompact is set. Both give the same Address and both can start a
+// session; only a full card is a link proof.
 type Card struct {
 	Name        string
 	Ed25519     ed25519.PublicKey
-	MLDSA       []byte // packed ML-DSA-44 public key, 1312 bytes
+	MLDSA       []byte // packed ML-DSA-44 public key, 1312 bytes; nil on a compact card
 	PrekeyEpoch uint32
 	Prekey      []byte // packed X-Wing public key of PrekeyEpoch, 1216 bytes
 	Links       []string
-	Issued      int64 // unix seconds
-	Expires     int64 // unix seconds
-	SigEd25519  []byte
-	SigMLDSA    []byte
+	Issued      int64  // unix seconds
+	Expires     int64  // unix seconds
+	SigEd25519  []byte // over the full form; nil on a compact card
+	SigMLDSA    []byte // over the full form; nil on a compact card
+	// SigCompact is the Ed25519 signature of the compact form. NewCard sets
+	// it; a full card parsed from its encoding does not carry it (nil).
+	SigCompact []byte
+
+	mldsaHash [32]byte // compact cards: SHA-256 of the ML-DSA-44 key left out
 }
 
 // cardBody is the signed part of a card, a CBOR array in this order.
@@ -162,6 +177,11 @@ func (id *Identity) NewCard(name string, links []string, now time.Time, validFor
 	if err := mldsa44.SignTo(id.mldsaPriv, msg, nil, false, c.SigMLDSA); err != nil {
 		return nil, fmt.Errorf("new card: ML-DSA-44 signature: %w", err)
 	}
+	cmsg, err := c.compactSignedBytes()
+	if err != nil {
+		return nil, fmt.Errorf("new card: %w", err)
+	}
+	c.SigCompact = ed25519.Sign(id.ed, cmsg)
 	return c, nil
 }
 
@@ -179,14 +199,17 @@ func (c *Card) signedBytes() ([]byte, error) {
 	return append([]byte(cardSigDomain), body...), nil
 }
 
-// Address returns the address of the card's identity.
+// Address returns the address of the card's identity (either form).
 func (c *Card) Address() Address {
-	return DeriveAddress(c.Ed25519, sha256.Sum256(c.MLDSA))
+	return DeriveAddress(c.Ed25519, c.MLDSAHash())
 }
 
-// Marshal returns the card's canonical CBOR encoding (nil only if a field has
-// a type CBOR cannot encode, which cannot happen for a Card).
+// Marshal returns the card's canonical CBOR encoding, in the card's own form
+// (compact for a compact card).
 func (c *Card) Marshal() []byte {
+	if c.Compact() {
+		return c.MarshalCompact()
+	}
 	b, err := modes.enc.Marshal(cardWire{
 		Version: cardVersion, Name: c.Name, Ed25519: c.Ed25519, MLDSA: c.MLDSA,
 		PrekeyEpoch: c.PrekeyEpoch, Prekey: c.Prekey, Links: c.Links,
@@ -198,7 +221,8 @@ func (c *Card) Marshal() []byte {
 	return b
 }
 
-// URI returns "tern:" followed by the unpadded base64url of Marshal().
+// URI returns "tern:" followed by the unpadded base64url of Marshal(): the
+// full form for a full card (use CompactURI for a QR code).
 func (c *Card) URI() string {
 	return CardURIScheme + base64.RawURLEncoding.EncodeToString(c.Marshal())
 }
@@ -220,36 +244,63 @@ func ParseCardURI(s string, now time.Time) (*Card, error) {
 	return ParseCard(b, now)
 }
 
-// ParseCard decodes a card and checks its encoding is canonical, its limits,
-// both signatures and that it is valid at now.
+// ParseCard decodes a card of either form (full or compact, told apart by
+// element 0) and checks its encoding is canonical, its limits, its
+// signatures and that it is valid at now.
 func ParseCard(b []byte, now time.Time) (*Card, error) {
 	if len(b) > MaxCardSize {
 		return nil, fmt.Errorf("parse card: %w: %d bytes is over the %d-byte limit", ErrCardInvalid, len(b), MaxCardSize)
 	}
-	var w cardWire
-	if err := modes.dec.Unmarshal(b, &w); err != nil {
+	var fields []cbor.RawMessage
+	if err := modes.dec.Unmarshal(b, &fields); err != nil {
 		return nil, fmt.Errorf("parse card: %w: bad CBOR: %v", ErrCardInvalid, err)
 	}
-	if w.Version != cardVersion {
-		return nil, fmt.Errorf("parse card: %w: version %d, this node reads version %d (upgrade tern)", ErrCardInvalid, w.Version, cardVersion)
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("parse card: %w: empty array", ErrCardInvalid)
 	}
-	for _, f := range []struct {
-		what string
-		got  int
-		want int
-	}{
+	var version uint
+	if err := modes.dec.Unmarshal(fields[0], &version); err != nil {
+		return nil, fmt.Errorf("parse card: %w: element 0 (version) is not an unsigned integer: %v", ErrCardInvalid, err)
+	}
+	var (
+		c   *Card
+		err error
+	)
+	switch version {
+	case cardVersion:
+		c, err = parseFullCard(b)
+	case cardVersionCompact:
+		c, err = parseCompactCard(b)
+	default:
+		err = fmt.Errorf("%w: version %d, this node reads versions %d (full) and %d (compact) (upgrade tern)",
+			ErrCardInvalid, version, cardVersion, cardVersionCompact)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse card: %w", err)
+	}
+	if err := c.checkTime(now); err != nil {
+		return nil, fmt.Errorf("parse card: %w", err)
+	}
+	return c, nil
+}
+
+// parseFullCard decodes and verifies a full card (no time check).
+func parseFullCard(b []byte) (*Card, error) {
+	var w cardWire
+	if err := modes.dec.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("%w: bad CBOR for a full card: %v", ErrCardInvalid, err)
+	}
+	if err := checkSizes([]fieldSize{
 		{"Ed25519 key", len(w.Ed25519), ed25519.PublicKeySize},
 		{"ML-DSA-44 key", len(w.MLDSA), mldsa44.PublicKeySize},
 		{"X-Wing prekey", len(w.Prekey), xwing.PublicKeySize},
 		{"Ed25519 signature", len(w.SigEd25519), ed25519.SignatureSize},
 		{"ML-DSA-44 signature", len(w.SigMLDSA), mldsa44.SignatureSize},
-	} {
-		if f.got != f.want {
-			return nil, fmt.Errorf("parse card: %w: %s is %d bytes, want %d", ErrCardInvalid, f.what, f.got, f.want)
-		}
+	}); err != nil {
+		return nil, err
 	}
 	if err := checkNameLinks(w.Name, w.Links); err != nil {
-		return nil, fmt.Errorf("parse card: %w: %v", ErrCardInvalid, err)
+		return nil, fmt.Errorf("%w: %v", ErrCardInvalid, err)
 	}
 	c := &Card{
 		Name: w.Name, Ed25519: w.Ed25519, MLDSA: w.MLDSA, PrekeyEpoch: w.PrekeyEpoch,
@@ -260,26 +311,38 @@ func ParseCard(b []byte, now time.Time) (*Card, error) {
 		c.Links = []string{}
 	}
 	if !bytes.Equal(c.Marshal(), b) {
-		return nil, fmt.Errorf("parse card: %w: not in canonical CBOR encoding", ErrCardInvalid)
+		return nil, fmt.Errorf("%w: not in canonical CBOR encoding", ErrCardInvalid)
 	}
 	msg, err := c.signedBytes()
 	if err != nil {
-		return nil, fmt.Errorf("parse card: %w: %v", ErrCardInvalid, err)
+		return nil, fmt.Errorf("%w: %v", ErrCardInvalid, err)
 	}
 	if !ed25519.Verify(c.Ed25519, msg, c.SigEd25519) {
-		return nil, fmt.Errorf("parse card: %w: bad Ed25519 signature (the card was altered or damaged)", ErrCardInvalid)
+		return nil, fmt.Errorf("%w: bad Ed25519 signature (the card was altered or damaged)", ErrCardInvalid)
 	}
 	var pk mldsa44.PublicKey
 	if err := pk.UnmarshalBinary(c.MLDSA); err != nil {
-		return nil, fmt.Errorf("parse card: %w: ML-DSA-44 key: %v", ErrCardInvalid, err)
+		return nil, fmt.Errorf("%w: ML-DSA-44 key: %v", ErrCardInvalid, err)
 	}
 	if !mldsa44.Verify(&pk, msg, nil, c.SigMLDSA) {
-		return nil, fmt.Errorf("parse card: %w: bad ML-DSA-44 signature (the card was altered or damaged)", ErrCardInvalid)
-	}
-	if err := c.checkTime(now); err != nil {
-		return nil, fmt.Errorf("parse card: %w", err)
+		return nil, fmt.Errorf("%w: bad ML-DSA-44 signature (the card was altered or damaged)", ErrCardInvalid)
 	}
 	return c, nil
+}
+
+// fieldSize is a decoded field's length and the length it must have.
+type fieldSize struct {
+	what      string
+	got, want int
+}
+
+func checkSizes(fs []fieldSize) error {
+	for _, f := range fs {
+		if f.got != f.want {
+			return fmt.Errorf("%w: %s is %d bytes, want %d", ErrCardInvalid, f.what, f.got, f.want)
+		}
+	}
+	return nil
 }
 
 // checkTime checks the card is valid at now.
@@ -351,19 +414,24 @@ func SAS(a, b *Card) string {
 }
 
 // sasIdentity is the long-term identity a SAS commits to: the Ed25519 key and
-// the hash of the ML-DSA-44 key (the prekey rotates and is left out).
+// the hash of the ML-DSA-44 key (the prekey rotates and is left out). A
+// compact card gives the same SAS as the full one.
 func sasIdentity(c *Card) []byte {
-	h := sha256.Sum256(c.MLDSA)
+	h := c.MLDSAHash()
 	return append(append([]byte{}, c.Ed25519...), h[:]...)
 }
 
-// VerifyLinkProof checks that proof (a card's Marshal()) is a valid card at
-// now whose Ed25519 key is pub, and returns its address. Links use it to bind
-// a peer's certificate key to a Tern address.
+// VerifyLinkProof checks that proof (a full card's Marshal()) is a valid
+// card at now whose Ed25519 key is pub, and returns its address. Links use it
+// to bind a peer's certificate key to a Tern address. A compact card is
+// refused: a link proof carries the ML-DSA-44 key and signature.
 func VerifyLinkProof(pub ed25519.PublicKey, proof []byte, now time.Time) (Address, error) {
 	c, err := ParseCard(proof, now)
 	if err != nil {
 		return Address{}, fmt.Errorf("verify link proof: %w", err)
+	}
+	if c.Compact() {
+		return Address{}, fmt.Errorf("verify link proof: %w: the peer sent a compact card; a link proof must be the full card (Card.Marshal of a card from NewCard)", ErrCardInvalid)
 	}
 	if len(pub) != ed25519.PublicKeySize || !bytes.Equal(pub, c.Ed25519) {
 		return Address{}, fmt.Errorf("verify link proof: %w: the card's Ed25519 key is not the link's certificate key (the peer presented someone else's card)", ErrCardInvalid)

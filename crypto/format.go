@@ -26,15 +26,20 @@ import (
 // Message form, once the sender has received anything on the session:
 //
 //	0       1     type = 0x02
-//	1       8     session id
-//	9       2     low 16 bits of the message counter
-//	11      n     ciphertext (AD = bytes 0..10)
-//	11+n    16    tag
+//	1       4     wire session id (first 4 bytes of the 16-byte session id)
+//	5       2     low 16 bits of the message counter
+//	7       n     ciphertext (AD = bytes 0..6)
+//	7+n     16    tag
 const (
 	typeInit byte = 0x01
 	typeMsg  byte = 0x02
 
-	sessionIDSize = 8
+	// sessionIDSize is the session id a node keys its sessions by (storage
+	// key, init signature); wireIDSize is the prefix of it that confirmed
+	// messages carry. Wire ids may collide among a node's sessions: the
+	// receiver tries each session with that prefix and the tag decides.
+	sessionIDSize = 16
+	wireIDSize    = 4
 	tagSize       = chacha20poly1305.Overhead // 16
 
 	offEpoch     = 1
@@ -47,10 +52,17 @@ const (
 	initOverhead = initHdrSize + tagSize               // 1289
 
 	offMsgSID   = 1
-	offMsgCtr   = offMsgSID + sessionIDSize // 9
-	msgHdrSize  = offMsgCtr + 2             // 11
-	msgOverhead = msgHdrSize + tagSize      // 27
+	offMsgCtr   = offMsgSID + wireIDSize // 5
+	msgHdrSize  = offMsgCtr + 2          // 7
+	msgOverhead = msgHdrSize + tagSize   // 23
 )
+
+// wireID returns the prefix of a session id that confirmed messages carry.
+func wireID(sid [sessionIDSize]byte) [wireIDSize]byte {
+	var w [wireIDSize]byte
+	copy(w[:], sid[:])
+	return w
+}
 
 // sealedInit is a parsed init-form payload; slices alias the input.
 type sealedInit struct {
@@ -80,7 +92,7 @@ func parseInit(b []byte) (sealedInit, error) {
 
 // sealedMsg is a parsed message-form payload; slices alias the input.
 type sealedMsg struct {
-	sid       [sessionIDSize]byte
+	sid       [wireIDSize]byte
 	truncated uint16
 	ad        []byte
 	body      []byte
@@ -99,10 +111,11 @@ func parseMsg(b []byte) (sealedMsg, error) {
 	return m, nil
 }
 
-// appendMsgHeader appends the message-form header for counter n.
+// appendMsgHeader appends the message-form header for counter n of the
+// session whose id is sid (only its wire prefix is sent).
 func appendMsgHeader(dst []byte, sid [sessionIDSize]byte, n uint64) []byte {
 	dst = append(dst, typeMsg)
-	dst = append(dst, sid[:]...)
+	dst = append(dst, sid[:wireIDSize]...)
 	return binary.BigEndian.AppendUint16(dst, uint16(n))
 }
 

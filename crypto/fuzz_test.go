@@ -81,8 +81,11 @@ func FuzzOpen(f *testing.F) {
 func FuzzParseCard(f *testing.F) {
 	alice, _, _ := pair(f)
 	good := alice.card.Marshal()
+	compact := alice.card.MarshalCompact()
 	f.Add(good)
 	f.Add(good[:len(good)/2])
+	f.Add(compact)
+	f.Add(compact[:len(compact)/2])
 	f.Add([]byte{0x8b})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -126,9 +129,11 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	w := newFuzzWorld(t)
 	alice, _, _ := pair(t)
 	card := alice.card.Marshal()
+	compact := alice.card.MarshalCompact()
 	corpora := map[string][]string{
 		"FuzzParseAddress": {fmt.Sprintf("string(%q)", alice.addr().String()), `string("not hex at all, 32 characters..")`},
-		"FuzzParseCard":    {fmt.Sprintf("[]byte(%q)", card), fmt.Sprintf("[]byte(%q)", card[:100])},
+		"FuzzParseCard": {fmt.Sprintf("[]byte(%q)", card), fmt.Sprintf("[]byte(%q)", card[:100]),
+			fmt.Sprintf("[]byte(%q)", compact), fmt.Sprintf("[]byte(%q)", compact[:100])},
 	}
 	for _, s := range w.seeds {
 		corpora["FuzzOpen"] = append(corpora["FuzzOpen"], fmt.Sprintf("[]byte(%q)", s))

@@ -59,9 +59,20 @@ type sealVector struct {
 	Sealed        string `json:"sealed"`
 }
 
+// replyVector is the recipient's answer to the sealed init, in the message
+// form (4-byte wire session id, 16-bit counter).
+type replyVector struct {
+	Comment   string `json:"comment"`
+	Plaintext string `json:"plaintext"`
+	Sealed    string `json:"sealed"`
+}
+
 type vectors struct {
-	Identities []identityVector `json:"identities"`
-	SealedInit sealVector       `json:"sealed_init"`
+	Identities  []identityVector `json:"identities"`
+	SealedInit  sealVector       `json:"sealed_init"`
+	SealedReply replyVector      `json:"sealed_reply"`
+	// CompactCard is the recipient's compact card URI (the card of sealed_init).
+	CompactCard string `json:"recipient_compact_card_uri"`
 }
 
 func computeVectors(t *testing.T) vectors {
@@ -110,6 +121,23 @@ func computeVectors(t *testing.T) vectors {
 	}
 	sv.Sealed = hex.EncodeToString(sealed)
 	v.SealedInit = sv
+	rbox, err := NewBox(recipient, newMemKV(), &shaReader{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbox.Open(sealed); err != nil {
+		t.Fatal(err)
+	}
+	v.SealedReply = replyVector{
+		Comment:   "the recipient opens sealed_init, then seals plaintext back to the sender (message form, counter 0)",
+		Plaintext: "reply in the 23-byte message form",
+	}
+	reply, err := rbox.Seal(sender.Address(), nil, []byte(v.SealedReply.Plaintext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.SealedReply.Sealed = hex.EncodeToString(reply)
+	v.CompactCard = card.CompactURI()
 	return v
 }
 
@@ -144,6 +172,12 @@ func TestKnownAnswerVectors(t *testing.T) {
 	if got.SealedInit.Sealed != want.SealedInit.Sealed {
 		t.Errorf("sealed init bytes changed: the wire format or a derivation changed (if on purpose, bump versions and run -update)")
 	}
+	if got.SealedReply != want.SealedReply {
+		t.Errorf("sealed reply changed: the message form or a derivation changed (if on purpose, bump versions and run -update)")
+	}
+	if got.CompactCard != want.CompactCard {
+		t.Errorf("compact card URI changed: the compact card format changed (if on purpose, bump its version and run -update)")
+	}
 	// The stored payload must open for the recipient, from the sender.
 	seed, _ := hex.DecodeString(want.SealedInit.RecipientSeed)
 	recipient, _ := IdentityFromSeed(seed)
@@ -161,6 +195,27 @@ func TestKnownAnswerVectors(t *testing.T) {
 	sender, _ := IdentityFromSeed(sseed)
 	if o.From != sender.Address() || !bytes.Equal(o.Plaintext, []byte(want.SealedInit.Plaintext)) || !o.NewSession {
 		t.Fatalf("vector opened as %+v", o)
+	}
+	// The stored reply opens for the sender, whose session state is rebuilt
+	// from the same seeds and randomness.
+	rcard, err := ParseCardURI(want.CompactCard, now)
+	if err != nil || rcard.Address() != recipient.Address() || !rcard.Compact() {
+		t.Fatalf("compact card vector: %v", err)
+	}
+	sbox, err := NewBox(sender, newMemKV(), &shaReader{seed: []byte("tern vector rand")}, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sbox.Seal(recipient.Address(), rcard, []byte(want.SealedInit.Plaintext)); err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := hex.DecodeString(want.SealedReply.Sealed)
+	if len(reply) != len(want.SealedReply.Plaintext)+23 || reply[0] != typeMsg {
+		t.Fatalf("reply vector is %d bytes of type %#x, want %d of type 0x02", len(reply), reply[0], len(want.SealedReply.Plaintext)+23)
+	}
+	o, err = sbox.Open(reply)
+	if err != nil || o.From != recipient.Address() || string(o.Plaintext) != want.SealedReply.Plaintext {
+		t.Fatalf("reply vector opened as %+v, %v", o, err)
 	}
 }
 
