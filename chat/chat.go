@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,6 +168,13 @@ func (a *App) Resolve(who string) (Contact, *crypto.Card, error) {
 			hits = append(hits, c)
 		}
 	}
+	if len(hits) == 0 {
+		// Not a contact, but someone who wrote to us: the session knows
+		// their keys, so a reply needs no card.
+		if addr, err := crypto.ParseAddress(who); err == nil && a.cfg.Box.HasSession(addr) {
+			return Contact{Address: addr.String()}, nil, nil
+		}
+	}
 	switch len(hits) {
 	case 0:
 		return Contact{}, nil, fmt.Errorf("no contact %q: add one with `tern contact add <tern:uri> --name %s`, list them with `tern contacts`", who, who)
@@ -211,7 +219,11 @@ func (a *App) Send(who, text string) (Record, error) {
 	}
 	now := a.cfg.Now()
 	m := &message.Message{Type: message.Text, ID: id, Sent: now.UnixMilli(), Text: text}
-	b, err := a.seal(card.Address(), card, m)
+	to, err := crypto.ParseAddress(c.Address)
+	if err != nil {
+		return Record{}, err
+	}
+	b, err := a.seal(to, card, m)
 	if err != nil {
 		return Record{}, err
 	}
@@ -267,8 +279,10 @@ func (a *App) save(r Record) error {
 		return err
 	}
 	var id [16]byte
-	if _, err := fmt.Sscanf(r.ID, "%x", &id); err != nil {
-		return fmt.Errorf("message id %q: %w", r.ID, err)
+	if b, err := hex.DecodeString(r.ID); err != nil || len(b) != len(id) {
+		return fmt.Errorf("message id %q is not 32 hex characters", r.ID)
+	} else {
+		copy(id[:], b)
 	}
 	key, err := a.index.Get(id[:])
 	if err != nil {

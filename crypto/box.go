@@ -78,6 +78,18 @@ type Box struct {
 	gen      uint64
 	prekeys  map[uint32][]byte // X-Wing private keys by epoch
 
+	// Group persistence of receive state (see flushUntil): dirty sessions
+	// wait for the next flush; dirtyGen counts state changes, flushedGen
+	// the last one on disk. flushMu serialises flushes so a later snapshot
+	// never lands before an earlier one.
+	dirty      map[[sessionIDSize]byte]*session
+	dirtyGen   uint64
+	flushMu    sync.Mutex
+	flushedGen uint64
+	failedFrom uint64 // changes in (failedFrom, failedGen] were undone after a failed flush
+	failedGen  uint64
+	failErr    error
+
 	// trace, when set (tests), sees every (key, nonce) Seal uses.
 	trace func(key [32]byte, nonce []byte)
 	// openHMACs counts the chain and message keys Open derived (tests
@@ -98,6 +110,7 @@ func NewBox(id *Identity, kv KV, rand io.Reader, now func() time.Time) (*Box, er
 		byCt:     map[[16]byte]*session{},
 		newest:   map[Address]*session{},
 		prekeys:  map[uint32][]byte{},
+		dirty:    map[[sessionIDSize]byte]*session{},
 	}
 	cur := PrekeyEpoch(now())
 	var expired [][]byte
@@ -108,6 +121,7 @@ func NewBox(id *Identity, kv KV, rand io.Reader, now func() time.Time) (*Box, er
 			if err != nil {
 				return fmt.Errorf("session %x: %w", k[1:], err)
 			}
+			s.saved = append([]byte(nil), v...)
 			b.sessions[s.id] = s
 		case len(k) == 17 && k[0] == 't' && len(v) == 4:
 			if binary.BigEndian.Uint32(v)+2 < cur {
@@ -331,6 +345,7 @@ func (b *Box) put(s *session) error {
 	if err := b.kv.Put(sessionKey(s.id), v); err != nil {
 		return fmt.Errorf("persist session %x: %w", s.id, err)
 	}
+	s.saved = v
 	return nil
 }
 
@@ -439,7 +454,6 @@ func (b *Box) Open(sealed []byte) (Opened, error) {
 		return Opened{}, fmt.Errorf("open: %w: empty payload", ErrMalformed)
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	var (
 		o   Opened
 		err error
@@ -452,10 +466,81 @@ func (b *Box) Open(sealed []byte) (Opened, error) {
 	default:
 		err = fmt.Errorf("%w: unknown type 0x%02x (from a newer tern, or not a sealed payload)", ErrMalformed, sealed[0])
 	}
+	gen := b.dirtyGen
+	b.mu.Unlock()
 	if err != nil {
 		return Opened{}, fmt.Errorf("open: %w", err)
 	}
+	// The plaintext leaves only once the receive state that refuses its
+	// replay is on disk.
+	if err := b.flushUntil(gen); err != nil {
+		return Opened{}, fmt.Errorf("open: %w", err)
+	}
 	return o, nil
+}
+
+// flushUntil returns once every receive-state change up to gen is on disk.
+// Concurrent Opens share flushes: while one flush writes, the changes of
+// the Opens that arrive meanwhile gather for the next one, so a burst of
+// messages costs a few disk syncs instead of one each.
+//
+// If a write fails, every session in the flush returns to its state on
+// disk and the callers get the error: their messages did not open, and open
+// when they come again (the store keeps the bundle and retries delivery).
+func (b *Box) flushUntil(gen uint64) error {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	if gen > b.failedFrom && gen <= b.failedGen {
+		return b.failErr // undone by a failed flush
+	}
+	if b.flushedGen >= gen {
+		return nil
+	}
+	b.mu.Lock()
+	upto := b.dirtyGen
+	type snap struct {
+		s *session
+		v []byte
+	}
+	var snaps []snap
+	var err error
+	for id, s := range b.dirty {
+		v, merr := s.marshal()
+		if merr != nil {
+			err = merr
+		}
+		snaps = append(snaps, snap{s, v})
+		delete(b.dirty, id)
+	}
+	b.mu.Unlock()
+	for _, sn := range snaps {
+		if err != nil {
+			break
+		}
+		if perr := b.kv.Put(sessionKey(sn.s.id), sn.v); perr != nil {
+			err = fmt.Errorf("persist session %x: %w", sn.s.id, perr)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		// Undo in memory what is not on disk: the receive side of every
+		// session of this flush, and of any changed since (built on it).
+		for _, sn := range snaps {
+			b.dirty[sn.s.id] = sn.s
+		}
+		for id, s := range b.dirty {
+			s.restoreRecv()
+			delete(b.dirty, id)
+		}
+		b.failedFrom, b.failedGen, b.failErr = b.flushedGen, b.dirtyGen, err
+		return err
+	}
+	for _, sn := range snaps {
+		sn.s.saved = sn.v
+	}
+	b.flushedGen = upto
+	return nil
 }
 
 func (b *Box) openMsg(sealed []byte) (Opened, error) {
@@ -651,13 +736,14 @@ func (b *Box) openOn(s *session, n uint64, ad, body []byte, isNew bool) ([]byte,
 		s.confirmed, s.initHdr = true, nil
 	}
 	if isNew {
-		err = b.register(s)
-	} else {
-		err = b.put(s)
+		if err = b.register(s); err != nil {
+			*s = old
+			return nil, err
+		}
+		return pt, nil
 	}
-	if err != nil {
-		*s = old
-		return nil, err
-	}
+	// Persisted by Open through flushUntil, after the lock is released.
+	b.dirty[s.id] = s
+	b.dirtyGen++
 	return pt, nil
 }

@@ -136,6 +136,7 @@ type session struct {
 	lease     chain // on disk: counters below lease.next may have been used
 	recv      chain
 	skipped   map[uint64][32]byte // unopened counters in [recv.next-recvWindow, recv.next)
+	saved     []byte              // the record last written to disk (to undo a failed flush)
 }
 
 // sessionRecord is a session as stored in the KV (key 's' || session id, 16
@@ -227,4 +228,17 @@ func unmarshalSession(b []byte) (*session, error) {
 	// Restart: continue sending after everything that may have been used.
 	s.send = s.lease
 	return s, nil
+}
+
+// restoreRecv puts the receive side of s back to its last state on disk,
+// after a failed write: messages opened since then open again.
+func (s *session) restoreRecv() {
+	if s.saved == nil {
+		return
+	}
+	r, err := unmarshalSession(s.saved)
+	if err != nil {
+		return
+	}
+	s.recv, s.skipped, s.confirmed, s.initHdr = r.recv, r.skipped, r.confirmed, r.initHdr
 }

@@ -234,7 +234,11 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 				acks = append(acks, recs[i].ID)
 			default:
 				// Not acknowledged: the neighbour keeps custody and retries.
-				r.m.reject(n.addr, "store")
+				reason := "store"
+				if errors.Is(err, store.ErrQuota) {
+					reason = "quota"
+				}
+				r.m.reject(n.addr, reason)
 				r.log.Warn("cannot take bundle into custody", "neighbour", addrString(n.addr), "bundle", recs[i].ID.String(), "err", err)
 			}
 		}

@@ -63,7 +63,13 @@ func (d *daemon) start(extra ...string) {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	args := append([]string{"run", "--data", d.data, "--listen", "127.0.0.1:0", "--name", d.name}, extra...)
+	// A restarted daemon keeps its port, as a real one with a fixed
+	// --listen would, so its neighbours' saved links find it again.
+	listen := "127.0.0.1:0"
+	if d.quic != "" {
+		listen = strings.TrimPrefix(d.quic, "quic://")
+	}
+	args := append([]string{"run", "--data", d.data, "--listen", listen, "--name", d.name}, extra...)
 	d.cmd = exec.Command(ternBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
@@ -197,5 +203,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-var _ = strings.Contains

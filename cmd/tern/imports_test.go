@@ -19,6 +19,7 @@ func TestImportDirection(t *testing.T) {
 		"transports": {"transports"},
 		"store":      {"bundle"},
 		"router":     {"bundle", "store", "transports"},
+		"lora":       {"lora", "bundle", "transports"},
 		"chat":       {"bundle", "crypto", "message", "router", "store"},
 		"node":       {"bundle", "chat", "crypto", "router", "store", "transports"},
 		"api":        {"chat", "crypto", "node", "router"},

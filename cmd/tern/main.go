@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -70,7 +71,7 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 	}
 	cmd, rest := args[0], args[1:]
 	if cmd == "contact" || cmd == "peer" {
-		if len(rest) == 0 {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return fmt.Errorf("`tern %s` needs a subcommand: see `tern help`", cmd)
 		}
 		cmd, rest = cmd+" "+rest[0], rest[1:]

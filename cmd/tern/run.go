@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -84,9 +85,8 @@ func runDaemon(ctx context.Context, rc runConfig, log *slog.Logger) error {
 	qt, err := quiclink.New(quiclink.Config{
 		Key:   n.Identity().SigningKey(),
 		Proof: n.Card().Marshal(),
-		Verify: func(pub []byte, proof []byte) ([16]byte, error) {
-			a, err := crypto.VerifyLinkProof(pub, proof, time.Now())
-			return a, err
+		Verify: func(pub ed25519.PublicKey, proof []byte) ([16]byte, error) {
+			return crypto.VerifyLinkProof(pub, proof, time.Now())
 		},
 		Listen: listen,
 		Logger: log,

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCLIExplainsMistakes(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"send", "bob", "hi", "--data", dir}, "start it with `tern run`"},
+		{[]string{"contact", "--data", dir}, "needs a subcommand"},
+		{[]string{"sas", "--data", dir}, "usage: tern sas <contact>"},
+		{[]string{"run", "--data", dir, "extra"}, "takes no arguments"},
+		{[]string{"run", "--data", dir, "--log-level", "loud"}, "use debug, info, warn or error"},
+	}
+	for _, c := range cases {
+		var out, errOut bytes.Buffer
+		err := runCLI(context.Background(), c.args, strings.NewReader(""), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("tern %s: error %v, want one containing %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+	var out bytes.Buffer
+	if err := runCLI(context.Background(), []string{"help"}, nil, &out, &out); err != nil || !strings.Contains(out.String(), "tern run") {
+		t.Errorf("tern help: %v\n%s", err, out.String())
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	var rc runConfig
+	if err := loadConfig("../../tern.conf.example", &rc, map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	if rc.data != "/var/lib/tern" || rc.listen != "0.0.0.0:7337" || rc.name != "mast-relay" || rc.logLevel != "info" {
+		t.Errorf("example config read as %+v", rc)
+	}
+}
+
+func TestConfigFlagsWinAndErrorsNameTheLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tern.conf")
+	os.WriteFile(path, []byte("# comment\nname = from-file\ndata = state\nlink = quic://a:1\nlink = quic://b:2\n"), 0o600)
+	rc := runConfig{name: "from-flag"}
+	if err := loadConfig(path, &rc, map[string]bool{"name": true}); err != nil {
+		t.Fatal(err)
+	}
+	if rc.name != "from-flag" {
+		t.Errorf("name = %q, the flag must win", rc.name)
+	}
+	if rc.data != filepath.Join(dir, "state") {
+		t.Errorf("relative data dir = %q, want it next to the config file", rc.data)
+	}
+	if len(rc.links) != 2 {
+		t.Errorf("links = %v, want both", rc.links)
+	}
+	os.WriteFile(path, []byte("name = x\ncolour = blue\n"), 0o600)
+	err := loadConfig(path, &runConfig{}, map[string]bool{})
+	if err == nil || !strings.Contains(err.Error(), "tern.conf:2") || !strings.Contains(err.Error(), "colour") {
+		t.Errorf("unknown option error = %v, want file:line and the option", err)
+	}
+}

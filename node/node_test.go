@@ -1,0 +1,189 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ternmesh/tern/chat"
+	"github.com/ternmesh/tern/transports"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startNode opens a node in dir, listening on the mem network under name.
+func startNode(t *testing.T, net *transports.MemNetwork, dir, name string, links ...string) *Node {
+	t.Helper()
+	n, err := Open(Config{DataDir: dir, Name: name, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := [16]byte(n.Identity().Address())
+	mn := net.WithSelf(self)
+	ln, err := mn.Listen(name, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(Links{Dialers: map[string]transports.Dialer{"mem": mn}, Listeners: []transports.Listener{ln}}, links); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestIdentitySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	n, err := Open(Config{DataDir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := n.Identity().Address()
+	n.Close()
+	n, err = Open(Config{DataDir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.Identity().Address() != addr {
+		t.Fatal("a restart changed the node's identity")
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "identity.seed")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("identity file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestDamagedIdentityExplained(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "identity.seed"), []byte("not hex\n"), 0o600)
+	_, err := Open(Config{DataDir: dir, Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "backup") {
+		t.Fatalf("error %v, want it to say the file is damaged and how to recover", err)
+	}
+}
+
+func TestSecondNodeOnSameDataRefused(t *testing.T) {
+	dir := t.TempDir()
+	n, err := Open(Config{DataDir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	_, err = Open(Config{DataDir: dir, Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second open: %v, want an 'in use' error", err)
+	}
+}
+
+func waitEvent(t *testing.T, ch <-chan chat.Event, ok func(chat.Event) bool) chat.Event {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-ch:
+			if ok(e) {
+				return e
+			}
+		case <-timeout:
+			t.Fatal("timed out waiting for an event")
+		}
+	}
+}
+
+// TestChatStatesAndReceipts: a message goes queued -> forwarded ->
+// delivered on the sender, arrives once on the recipient, and a link
+// remembered with AddPeer comes back after a restart.
+func TestChatStatesAndReceipts(t *testing.T) {
+	net := transports.NewMemNetwork(transports.MemNetworkConfig{})
+	a := startNode(t, net, t.TempDir(), "alice")
+	b := startNode(t, net, t.TempDir(), "bob")
+	if _, err := a.Chat().AddContact(b.Card(), ""); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aEv, bEv := a.Chat().Subscribe(ctx), b.Chat().Subscribe(ctx)
+
+	rec, err := a.Chat().Send("bob", "are you safe?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != chat.StateQueued {
+		t.Fatalf("state %q, want queued", rec.State)
+	}
+	if err := a.AddPeer("mem://bob"); err != nil {
+		t.Fatal(err)
+	}
+	in := waitEvent(t, bEv, func(e chat.Event) bool { return e.Type == "message" })
+	if in.Message.Text != "are you safe?" || in.Message.Peer != a.Identity().Address().String() {
+		t.Fatalf("bob got %+v", in.Message)
+	}
+	var states []string
+	waitEvent(t, aEv, func(e chat.Event) bool {
+		states = append(states, e.Message.State)
+		return e.Message.State == chat.StateDelivered
+	})
+	if states[0] != chat.StateForwarded {
+		t.Errorf("states seen %v, want forwarded before delivered", states)
+	}
+	// Bob answers without having alice as a contact: the session knows her.
+	if _, err := b.Chat().Send(a.Identity().Address().String(), "yes"); err != nil {
+		t.Fatalf("reply to a non-contact who wrote first: %v", err)
+	}
+	back := waitEvent(t, aEv, func(e chat.Event) bool { return e.Type == "message" })
+	if back.Message.Text != "yes" || back.Message.PeerName != "bob" {
+		t.Errorf("alice got %+v", back.Message)
+	}
+	if hist, _ := b.Chat().History("", 0); len(hist) != 2 {
+		t.Errorf("bob's history has %d messages, want 2", len(hist))
+	}
+}
+
+func TestSavedLinkReconnectsAfterRestart(t *testing.T) {
+	net := transports.NewMemNetwork(transports.MemNetworkConfig{})
+	dirA := t.TempDir()
+	a := startNode(t, net, dirA, "alice")
+	b := startNode(t, net, t.TempDir(), "bob")
+	if err := a.AddPeer("mem://bob"); err != nil {
+		t.Fatal(err)
+	}
+	up := func(n *Node) func() bool {
+		return func() bool {
+			for _, p := range n.Router().Peers() {
+				if p.URL == "mem://bob" && p.State == "up" {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitUntil(t, "the link is up", up(a))
+	a.Close()
+	a2, err := Open(Config{DataDir: dirA, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := [16]byte(a2.Identity().Address())
+	if err := a2.Start(Links{Dialers: map[string]transports.Dialer{"mem": net.WithSelf(self)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	waitUntil(t, "the saved link reconnects", up(a2))
+	_ = b
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		<-tick.C
+	}
+}
