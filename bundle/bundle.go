@@ -51,6 +51,10 @@ const (
 	// FlagOverAirClear allows a data bundle's plaintext twin to be relayed
 	// over an amateur-radio link (issue 5); never set silently.
 	FlagOverAirClear Flags = 1 << 1
+	// FlagDerivedID says ID = DerivedID(Dest, Payload): a radio hop can
+	// leave the ID out and the next node recomputes it, saving 16 bytes on
+	// air, and no node can pair a known ID with a different payload.
+	FlagDerivedID Flags = 1 << 2
 )
 
 // Bundle is the unit that links carry and the store keeps. Encoded as a CBOR

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -115,7 +116,7 @@ func (k Kind) String() string {
 func (k Kind) HopByHop() bool { return k == KindCustodyAck || k == KindAnnounce }
 
 // knownFlags is every flag bit version 1 defines.
-const knownFlags = FlagClockUnsynced | FlagOverAirClear
+const knownFlags = FlagClockUnsynced | FlagOverAirClear | FlagDerivedID
 
 // NewID draws a fresh random bundle ID from rand (crypto/rand.Reader in
 // production, a seeded source in simulations).
@@ -199,8 +200,24 @@ func (b *Bundle) Validate() error {
 		return fmt.Errorf("%w: Payload is empty; every kind carries at least one byte", ErrMalformed)
 	case len(b.Payload) > MaxPayload:
 		return fmt.Errorf("%w: Payload is %d bytes, over the %d-byte maximum; split it in the application", ErrMalformed, len(b.Payload), MaxPayload)
+	case b.Flags&FlagDerivedID != 0 && b.ID != DerivedID(b.Dest, b.Payload):
+		return fmt.Errorf("%w: ID %s does not match its payload although FlagDerivedID is set (tampered, or built without DerivedID)", ErrMalformed, b.ID)
 	}
 	return nil
+}
+
+// DerivedID is the ID of a bundle with FlagDerivedID: the first 16 bytes of
+// SHA-256("tern/v1/bundle-id" || dest || payload). Sealed payloads never
+// repeat (every one has a fresh nonce), so derived IDs are unique; a
+// replayed payload gets the same ID and is caught by dedupe.
+func DerivedID(dest Addr, payload []byte) ID {
+	h := sha256.New()
+	h.Write([]byte("tern/v1/bundle-id"))
+	h.Write(dest[:])
+	h.Write(payload)
+	var id ID
+	copy(id[:], h.Sum(nil))
+	return id
 }
 
 // Marshal validates b and encodes it with Core Deterministic Encoding: the

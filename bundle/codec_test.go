@@ -387,3 +387,22 @@ func BenchmarkHeaderOverhead(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "header-bytes")
 }
+
+func TestDerivedID(t *testing.T) {
+	b := &Bundle{Version: Version, Kind: KindData, Flags: FlagDerivedID, Dest: Addr{7}, Lifetime: 1000, HopLimit: 3, Payload: []byte("sealed")}
+	b.ID = DerivedID(b.Dest, b.Payload)
+	raw, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unmarshal(raw); err != nil {
+		t.Fatalf("a correct derived ID was refused: %v", err)
+	}
+	b.Payload = []byte("swapped")
+	if _, err := b.Marshal(); err == nil || !strings.Contains(err.Error(), "does not match its payload") {
+		t.Fatalf("an ID paired with another payload was accepted: %v", err)
+	}
+	if DerivedID(Addr{7}, []byte("x")) == DerivedID(Addr{8}, []byte("x")) {
+		t.Error("the destination is not part of the derived ID")
+	}
+}

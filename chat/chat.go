@@ -213,12 +213,10 @@ func (a *App) Send(who, text string) (Record, error) {
 	if text == "" {
 		return Record{}, errors.New("empty message: write some text")
 	}
-	var id [16]byte
-	if _, err := io.ReadFull(a.cfg.Rand, id[:]); err != nil {
-		return Record{}, err
-	}
 	now := a.cfg.Now()
-	m := &message.Message{Type: message.Text, ID: id, Sent: now.UnixMilli(), Text: text}
+	// The compact text form (no message ID, no send time): the bundle's
+	// derived ID names the message and its Created time says when.
+	m := &message.Message{Type: message.Text, Text: text}
 	to, err := crypto.ParseAddress(c.Address)
 	if err != nil {
 		return Record{}, err
@@ -227,9 +225,10 @@ func (a *App) Send(who, text string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	id := b.ID
 	rec := Record{
-		ID: fmt.Sprintf("%x", id), Peer: c.Address, PeerName: c.Name, Text: text,
-		Sent: m.Sent, Received: now.UnixMilli(), State: StateQueued, Bundle: b.ID.String(),
+		ID: id.String(), Peer: c.Address, PeerName: c.Name, Text: text,
+		Sent: b.Created, Received: now.UnixMilli(), State: StateQueued, Bundle: b.ID.String(),
 	}
 	// History first: if the router then fails the user sees the message
 	// as queued and can send it again; the reverse could lose it.
@@ -255,14 +254,11 @@ func (a *App) seal(to crypto.Address, card *crypto.Card, m *message.Message) (*b
 	if err != nil {
 		return nil, fmt.Errorf("encrypting for %s: %w", to.Short(), err)
 	}
-	id, err := bundle.NewID(a.cfg.Rand)
-	if err != nil {
-		return nil, err
-	}
+	dest := bundle.Addr(to)
 	return &bundle.Bundle{
-		Version: bundle.Version, Kind: bundle.KindData, Dest: bundle.Addr(to), ID: id,
-		Created: a.cfg.Now().UnixMilli(), Lifetime: uint64(DefaultLifetime / time.Millisecond),
-		HopLimit: DefaultHopLimit, Payload: sealed,
+		Version: bundle.Version, Kind: bundle.KindData, Flags: bundle.FlagDerivedID, Dest: dest,
+		ID: bundle.DerivedID(dest, sealed), Created: a.cfg.Now().UnixMilli(),
+		Lifetime: uint64(DefaultLifetime / time.Millisecond), HopLimit: DefaultHopLimit, Payload: sealed,
 	}, nil
 }
 

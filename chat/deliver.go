@@ -36,6 +36,14 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 	if err != nil {
 		return router.Reject("malformed", fmt.Errorf("message from %s: %w", op.From.Short(), err))
 	}
+	// Compact messages carry neither ID nor send time: the bundle's (derived)
+	// ID and creation time stand in.
+	if m.ID == ([16]byte{}) {
+		m.ID = b.ID
+	}
+	if m.Sent == 0 {
+		m.Sent = b.Created
+	}
 	switch m.Type {
 	case message.Text:
 		return a.receiveText(op.From, m)
@@ -59,11 +67,7 @@ func (a *App) receiveText(from crypto.Address, m *message.Message) error {
 		a.publish(Event{Type: "message", Message: r})
 	}
 	// Receipt on every copy: the first receipt may have been lost.
-	var rid [16]byte
-	if _, err := a.cfg.Rand.Read(rid[:]); err != nil {
-		return err
-	}
-	receipt := &message.Message{Type: message.Receipt, ID: rid, Sent: a.cfg.Now().UnixMilli(), Ref: m.ID}
+	receipt := &message.Message{Type: message.Receipt, Ref: m.ID}
 	b, err := a.seal(from, nil, receipt)
 	if err != nil {
 		// The message is stored; only the receipt is lost. Say so.

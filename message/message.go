@@ -12,8 +12,14 @@
 // ID is written as an empty byte string when it is zero: the message ID is
 // then the ID of the bundle that carried the message, which saves 16 bytes
 // on air. Sent 0 (unknown) costs one byte; a receiver then estimates the
-// send time from the bundle's Age. A 40-byte text with neither costs 6
-// bytes of framing; with both, 30.
+// send time from the bundle's Age. A 40-byte text with ID and Sent costs 30
+// bytes of framing; with neither, 1 (the compact form below).
+//
+// Compact text: the commonest message on a radio hop, a text with zero ID
+// and Sent 0, is written as the single byte 0x01 followed by the UTF-8
+// text, so it costs one byte of framing. A CBOR array of four items starts
+// with 0x84, so the two forms cannot be confused; Marshal always picks the
+// compact form when it applies, keeping the encoding deterministic.
 package message
 
 import (
@@ -169,7 +175,13 @@ func (m *Message) Marshal() ([]byte, error) {
 	return m.encode()
 }
 
+// compactText is the first byte of a compact text (see the package doc).
+const compactText = 0x01
+
 func (m *Message) encode() ([]byte, error) {
+	if m.Type == Text && m.ID == ([16]byte{}) && m.Sent == 0 {
+		return append([]byte{compactText}, m.Text...), nil
+	}
 	w := wire{Type: uint8(m.Type), ID: []byte{}, Sent: m.Sent}
 	if m.ID != [16]byte{} {
 		w.ID = m.ID[:]
@@ -196,6 +208,13 @@ func (m *Message) encode() ([]byte, error) {
 func Unmarshal(b []byte) (*Message, error) {
 	if len(b) > maxEncoded {
 		return nil, fmt.Errorf("%w: %d bytes is larger than any valid message (%d)", ErrMalformed, len(b), maxEncoded)
+	}
+	if len(b) > 0 && b[0] == compactText {
+		m := &Message{Type: Text, Text: string(b[1:])}
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	var w wire
 	if err := decMode.Unmarshal(b, &w); err != nil {

@@ -45,17 +45,27 @@ func TestLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// array(4), 1, h'', 0, "hi"
-	if want := []byte{0x84, 0x01, 0x40, 0x00, 0x62, 'h', 'i'}; !bytes.Equal(data, want) {
+	// The compact text form: 0x01 then the UTF-8 text.
+	if want := []byte{0x01, 'h', 'i'}; !bytes.Equal(data, want) {
 		t.Fatalf("minimal text encodes as %x, want %x", data, want)
+	}
+	if _, err := Unmarshal([]byte{0x01}); err == nil {
+		t.Error("an empty compact text was accepted")
+	}
+	if _, err := Unmarshal([]byte{0x01, 0xff, 0xfe}); err == nil {
+		t.Error("a compact text with invalid UTF-8 was accepted")
+	}
+	// The array form of the same message is not its deterministic encoding.
+	if _, err := Unmarshal([]byte{0x84, 0x01, 0x40, 0x00, 0x62, 'h', 'i'}); err == nil {
+		t.Error("the array form of a compact-able text was accepted")
 	}
 	data, _ = (&Message{Type: Text, ID: msgID, Sent: 1767225600000, Text: text}).Marshal()
 	if got := len(data) - len(text); got != 30 {
 		t.Fatalf("a 40-byte text with ID and Sent costs %d bytes of framing, want 30", got)
 	}
 	data, _ = (&Message{Type: Text, Text: text}).Marshal()
-	if got := len(data) - len(text); got != 6 {
-		t.Fatalf("a 40-byte text without ID or Sent costs %d bytes of framing, want 6", got)
+	if got := len(data) - len(text); got != 1 {
+		t.Fatalf("a 40-byte text without ID or Sent costs %d bytes of framing, want 1", got)
 	}
 }
 
