@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ternmesh/tern/chat"
 	"github.com/ternmesh/tern/crypto"
 	"github.com/ternmesh/tern/node"
 	"github.com/ternmesh/tern/router"
@@ -215,6 +216,9 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 type Send struct {
 	To   string `json:"to"`
 	Text string `json:"text"`
+	// OverAirClear sends the message signed but unencrypted so it may
+	// cross amateur-radio links; every relay can read it.
+	OverAirClear bool `json:"over_air_clear,omitempty"`
 }
 
 func (s *server) send(w http.ResponseWriter, r *http.Request) {
@@ -222,7 +226,7 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	rec, err := s.n.Chat().Send(req.To, req.Text)
+	rec, err := s.n.Chat().SendWith(req.To, req.Text, chat.SendOptions{OverAirClear: req.OverAirClear})
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return

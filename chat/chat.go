@@ -63,7 +63,13 @@ type Record struct {
 	Received int64  `json:"received"` // local clock, unix ms
 	State    string `json:"state"`
 	Bundle   string `json:"bundle,omitempty"`
-	Via      string `json:"via,omitempty"` // neighbour that took custody first
+	// Clear is true for a message that travelled signed but unencrypted
+	// (allowed over amateur radio with --over-air-clear).
+	Clear bool `json:"clear,omitempty"`
+	// Note explains a delay the sender should know about (why a message
+	// waits), empty when there is none.
+	Note string `json:"note,omitempty"`
+	Via  string `json:"via,omitempty"` // neighbour that took custody first
 }
 
 // Event is pushed to subscribers when something changes.
@@ -75,6 +81,9 @@ type Event struct {
 // Submitter takes a bundle into the node's custody; *router.Router is one.
 type Submitter interface {
 	Submit(b *bundle.Bundle) error
+	// PathProblem explains why a bundle of this kind to dest cannot leave
+	// now, or returns "".
+	PathProblem(dest bundle.Addr, k bundle.Kind) string
 }
 
 // Config wires the chat application.
@@ -205,7 +214,18 @@ func (a *App) nameOf(addr crypto.Address) string {
 
 // Send seals text for the contact and hands it to the router. When Send
 // returns, the message is on disk and will be delivered when a path exists.
-func (a *App) Send(who, text string) (Record, error) {
+func (a *App) Send(who, text string) (Record, error) { return a.SendWith(who, text, SendOptions{}) }
+
+// SendOptions are the choices a user can make for one message.
+type SendOptions struct {
+	// OverAirClear sends the message signed but NOT encrypted, so that it
+	// may cross amateur-radio links (where encryption is forbidden). Every
+	// relay can read it. Never set without the user asking.
+	OverAirClear bool
+}
+
+// SendWith is Send with options.
+func (a *App) SendWith(who, text string, opt SendOptions) (Record, error) {
 	c, card, err := a.Resolve(who)
 	if err != nil {
 		return Record{}, err
@@ -221,7 +241,12 @@ func (a *App) Send(who, text string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	b, err := a.seal(to, card, m)
+	var b *bundle.Bundle
+	if opt.OverAirClear {
+		b, err = a.signClear(to, m)
+	} else {
+		b, err = a.seal(to, card, m)
+	}
 	if err != nil {
 		return Record{}, err
 	}
@@ -229,6 +254,7 @@ func (a *App) Send(who, text string) (Record, error) {
 	rec := Record{
 		ID: id.String(), Peer: c.Address, PeerName: c.Name, Text: text,
 		Sent: b.Created, Received: now.UnixMilli(), State: StateQueued, Bundle: b.ID.String(),
+		Clear: opt.OverAirClear,
 	}
 	// History first: if the router then fails the user sees the message
 	// as queued and can send it again; the reverse could lose it.
@@ -241,7 +267,21 @@ func (a *App) Send(who, text string) (Record, error) {
 	if err := a.cfg.Router.Submit(b); err != nil {
 		return Record{}, fmt.Errorf("message not queued: %w", err)
 	}
+	rec.Note = a.cfg.Router.PathProblem(b.Dest, b.Kind)
 	return rec, nil
+}
+
+// signClear wraps m as a signed, unencrypted bundle for to.
+func (a *App) signClear(to crypto.Address, m *message.Message) (*bundle.Bundle, error) {
+	pt, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	payload, err := a.cfg.Identity.SignClear(to, pt)
+	if err != nil {
+		return nil, err
+	}
+	return a.wrap(to, bundle.KindClearSigned, payload), nil
 }
 
 // seal encrypts m for to and wraps it in a data bundle.
@@ -254,12 +294,17 @@ func (a *App) seal(to crypto.Address, card *crypto.Card, m *message.Message) (*b
 	if err != nil {
 		return nil, fmt.Errorf("encrypting for %s: %w", to.Short(), err)
 	}
+	return a.wrap(to, bundle.KindData, sealed), nil
+}
+
+// wrap puts a payload in a bundle whose ID derives from its content.
+func (a *App) wrap(to crypto.Address, k bundle.Kind, payload []byte) *bundle.Bundle {
 	dest := bundle.Addr(to)
 	return &bundle.Bundle{
-		Version: bundle.Version, Kind: bundle.KindData, Flags: bundle.FlagDerivedID, Dest: dest,
-		ID: bundle.DerivedID(dest, sealed), Created: a.cfg.Now().UnixMilli(),
-		Lifetime: uint64(DefaultLifetime / time.Millisecond), HopLimit: DefaultHopLimit, Payload: sealed,
-	}, nil
+		Version: bundle.Version, Kind: k, Flags: bundle.FlagDerivedID, Dest: dest,
+		ID: bundle.DerivedID(dest, payload), Created: a.cfg.Now().UnixMilli(),
+		Lifetime: uint64(DefaultLifetime / time.Millisecond), HopLimit: DefaultHopLimit, Payload: payload,
+	}
 }
 
 func historyKey(peer crypto.Address, received int64, id [16]byte) []byte {

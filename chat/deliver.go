@@ -16,10 +16,18 @@ import (
 // delivery receipt. It is idempotent: a message already in the history is
 // acknowledged again but not stored twice.
 func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
-	if b.Kind != bundle.KindData {
+	var op crypto.Opened
+	var err error
+	clear := false
+	switch b.Kind {
+	case bundle.KindData:
+		op, err = a.cfg.Box.Open(b.Payload)
+	case bundle.KindClearSigned:
+		clear = true
+		op.From, op.Plaintext, err = crypto.OpenClear(crypto.Address(b.Dest), b.Payload)
+	default:
 		return router.Reject("unsupported-kind", fmt.Errorf("bundle kind %d is not for applications", b.Kind))
 	}
-	op, err := a.cfg.Box.Open(b.Payload)
 	switch {
 	case errors.Is(err, crypto.ErrReplay):
 		return router.Reject("replayed", err)
@@ -46,7 +54,7 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 	}
 	switch m.Type {
 	case message.Text:
-		return a.receiveText(op.From, m)
+		return a.receiveText(op.From, m, clear)
 	case message.Receipt:
 		a.setState(m.Ref[:], StateDelivered, "")
 		return nil
@@ -55,11 +63,12 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 	}
 }
 
-func (a *App) receiveText(from crypto.Address, m *message.Message) error {
+func (a *App) receiveText(from crypto.Address, m *message.Message, clear bool) error {
 	if _, ok := a.load(m.ID[:]); !ok {
 		r := Record{
 			ID: fmt.Sprintf("%x", m.ID), Peer: from.String(), PeerName: a.nameOf(from), Incoming: true,
 			Text: m.Text, Sent: m.Sent, Received: a.cfg.Now().UnixMilli(), State: StateReceived,
+			Clear: clear,
 		}
 		if err := a.save(r); err != nil {
 			return fmt.Errorf("storing message from %s: %w", from.Short(), err)
@@ -67,8 +76,16 @@ func (a *App) receiveText(from crypto.Address, m *message.Message) error {
 		a.publish(Event{Type: "message", Message: r})
 	}
 	// Receipt on every copy: the first receipt may have been lost.
+	// A clear message may have come over amateur radio, where an encrypted
+	// receipt could not go back: answer it in kind.
 	receipt := &message.Message{Type: message.Receipt, Ref: m.ID}
-	b, err := a.seal(from, nil, receipt)
+	var b *bundle.Bundle
+	var err error
+	if clear {
+		b, err = a.signClear(from, receipt)
+	} else {
+		b, err = a.seal(from, nil, receipt)
+	}
 	if err != nil {
 		// The message is stored; only the receipt is lost. Say so.
 		a.cfg.Logger.Warn("cannot send delivery receipt", "to", from.Short(), "err", err)

@@ -59,15 +59,13 @@ func BenchmarkTextOverhead(b *testing.B) {
 	}
 	var total int
 	for range b.N {
-		var id [16]byte
-		rand.Read(id[:])
-		pt, _ := (&message.Message{Type: message.Text, ID: id, Sent: time.Now().UnixMilli(), Text: text}).Marshal()
+		pt, _ := (&message.Message{Type: message.Text, Text: text}).Marshal() // as Send builds it
 		sealed, err := a.Seal(idb.Address(), nil, pt)
 		if err != nil {
 			b.Fatal(err)
 		}
-		bid, _ := bundle.NewID(rand.Reader)
-		bb := bundle.Bundle{Version: bundle.Version, Kind: bundle.KindData, Dest: bundle.Addr(idb.Address()), ID: bid,
+		dest := bundle.Addr(idb.Address())
+		bb := bundle.Bundle{Version: bundle.Version, Kind: bundle.KindData, Flags: bundle.FlagDerivedID, Dest: dest, ID: bundle.DerivedID(dest, sealed),
 			Created: time.Now().UnixMilli(), Lifetime: uint64(DefaultLifetime / time.Millisecond), HopLimit: DefaultHopLimit, Payload: sealed}
 		raw, err := bb.Marshal()
 		if err != nil {

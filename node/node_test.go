@@ -187,3 +187,28 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// TestOverAirClearMessage: a message the user marked --over-air-clear
+// arrives marked as unencrypted, signed by its author, and its receipt
+// comes back the same way.
+func TestOverAirClearMessage(t *testing.T) {
+	net := transports.NewMemNetwork(transports.MemNetworkConfig{})
+	a := startNode(t, net, t.TempDir(), "alice")
+	b := startNode(t, net, t.TempDir(), "bob")
+	a.Chat().AddContact(b.Card(), "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aEv, bEv := a.Chat().Subscribe(ctx), b.Chat().Subscribe(ctx)
+	if err := a.AddPeer("mem://bob"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := a.Chat().SendWith("bob", "CQ CQ de alice", chat.SendOptions{OverAirClear: true})
+	if err != nil || !rec.Clear {
+		t.Fatalf("send: %+v %v", rec, err)
+	}
+	in := waitEvent(t, bEv, func(e chat.Event) bool { return e.Type == "message" })
+	if !in.Message.Clear || in.Message.Text != "CQ CQ de alice" || in.Message.Peer != a.Identity().Address().String() {
+		t.Fatalf("bob got %+v, want a clear, signed message from alice", in.Message)
+	}
+	waitEvent(t, aEv, func(e chat.Event) bool { return e.Message.State == chat.StateDelivered })
+}

@@ -51,6 +51,36 @@ func (n *neighbour) link() transports.Link {
 	return n.links[len(n.links)-1].l
 }
 
+// linkFor returns the newest link that may carry a bundle of kind k: an
+// end-to-end encrypted data bundle never goes on a clear-only (amateur)
+// link; signed plaintext and hop-by-hop control go on any.
+func (n *neighbour) linkFor(k bundle.Kind) transports.Link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i := len(n.links) - 1; i >= 0; i-- {
+		l := n.links[i].l
+		if k != bundle.KindData || !transports.IsClearOnly(l) {
+			return l
+		}
+	}
+	return nil
+}
+
+// clearOnly reports whether every link now up to n forbids encryption.
+func (n *neighbour) clearOnly() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.links) == 0 {
+		return false
+	}
+	for _, ls := range n.links {
+		if !transports.IsClearOnly(ls.l) {
+			return false
+		}
+	}
+	return true
+}
+
 func (n *neighbour) closeLinks() {
 	n.mu.Lock()
 	ls := append([]*linkState(nil), n.links...)
@@ -214,7 +244,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 		if b.Dest == r.cfg.Self {
 			rec.NextHop = r.cfg.Self
 		} else {
-			rec.NextHop, _ = r.route(b.Dest, n.addr)
+			rec.NextHop, _ = r.route(b.Dest, n.addr, b.Kind)
 		}
 		recs = append(recs, rec)
 	}

@@ -40,8 +40,7 @@ func (r *Router) sendLoop(n *neighbour) {
 // sendPending sends what is due and returns when the next retry falls due
 // (zero when nothing is in flight).
 func (r *Router) sendPending(n *neighbour) time.Time {
-	l := n.link()
-	if l == nil {
+	if n.link() == nil {
 		return time.Time{}
 	}
 	recs, err := r.cfg.Store.ForNextHop(n.addr, r.cfg.Window)
@@ -62,9 +61,15 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			next = earliest(next, f.deadline)
 			continue
 		}
-		frame, err := r.prepare(rec, now)
+		frame, kind, err := r.prepare(rec, now)
 		if err != nil {
 			expired = append(expired, rec.ID)
+			continue
+		}
+		l := n.linkFor(kind)
+		if l == nil {
+			// Only clear-only links to this neighbour: an encrypted
+			// bundle never goes there. It waits; reroute finds another way.
 			continue
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
@@ -114,17 +119,18 @@ func (r *Router) dropExpired(ids []bundle.ID) {
 
 // prepare re-encodes a stored bundle for the next hop: age advanced by the
 // time held here, hop limit decremented.
-func (r *Router) prepare(rec store.Record, now time.Time) ([]byte, error) {
+func (r *Router) prepare(rec store.Record, now time.Time) ([]byte, bundle.Kind, error) {
 	b, err := bundle.Unmarshal(rec.Raw)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	held := time.Duration(max(now.UnixMilli()-rec.Received, 0)) * time.Millisecond
 	aged, err := b.Aged(held)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return aged.Marshal()
+	raw, err := aged.Marshal()
+	return raw, b.Kind, err
 }
 
 func (r *Router) backoff(attempt int) time.Duration {

@@ -164,7 +164,7 @@ func (r *Router) Submit(b *bundle.Bundle) error {
 	if b.Dest == r.cfg.Self {
 		rec.NextHop = r.cfg.Self
 	} else {
-		rec.NextHop, _ = r.route(b.Dest, bundle.Addr{})
+		rec.NextHop, _ = r.route(b.Dest, bundle.Addr{}, b.Kind)
 	}
 	if err := r.cfg.Store.Put(rec)[0]; err != nil {
 		return fmt.Errorf("submit bundle %s: %w", b.ID, err)
@@ -191,9 +191,33 @@ func (r *Router) wakeHop(h bundle.Addr) {
 	}
 }
 
-// route chooses the next hop for dest, never back to from.
-func (r *Router) route(dest, from bundle.Addr) (bundle.Addr, bool) {
-	return r.table.nextHop(dest, from, r.isUp)
+// route chooses the next hop for a bundle of kind k to dest, never back to
+// from. A neighbour reachable only over clear-only (amateur) links is no
+// next hop for an encrypted data bundle.
+func (r *Router) route(dest, from bundle.Addr, k bundle.Kind) (bundle.Addr, bool) {
+	r.mu.Lock()
+	var banned []bundle.Addr
+	if k == bundle.KindData {
+		for a, n := range r.nbrs {
+			if n.clearOnly() {
+				banned = append(banned, a)
+			}
+		}
+	}
+	r.mu.Unlock()
+	usable := func(a bundle.Addr) bool {
+		for _, b := range banned {
+			if a == b {
+				return false
+			}
+		}
+		return true
+	}
+	nh, ok := r.table.nextHop(dest, from, func(a bundle.Addr) bool { return r.isUp(a) && usable(a) })
+	if ok && !usable(nh) {
+		return bundle.Addr{}, false
+	}
+	return nh, ok
 }
 
 func (r *Router) isUp(a bundle.Addr) bool {
@@ -201,6 +225,21 @@ func (r *Router) isUp(a bundle.Addr) bool {
 	n := r.nbrs[a]
 	r.mu.Unlock()
 	return n != nil && n.up()
+}
+
+// PathProblem explains why a bundle of kind k to dest has no usable next
+// hop now, or returns "" when it has one (or simply no route yet).
+func (r *Router) PathProblem(dest bundle.Addr, k bundle.Kind) string {
+	if k != bundle.KindData {
+		return ""
+	}
+	if _, ok := r.route(dest, bundle.Addr{}, k); ok {
+		return ""
+	}
+	if _, ok := r.route(dest, bundle.Addr{}, bundle.KindClearSigned); ok {
+		return "the only path now is an amateur-radio link, where encryption is forbidden: the message waits for another path (send it with --over-air-clear to allow a signed, unencrypted copy)"
+	}
+	return ""
 }
 
 // routesChanged schedules a reroute of held bundles and an early announce.
@@ -214,7 +253,7 @@ func (r *Router) reroute() {
 	move := func(recs []store.Record, current bundle.Addr) {
 		byHop := map[bundle.Addr][]bundle.ID{}
 		for _, rec := range recs {
-			if nh, ok := r.route(rec.Dest, rec.From); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
+			if nh, ok := r.route(rec.Dest, rec.From, kindOf(rec.Raw)); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
 				byHop[nh] = append(byHop[nh], rec.ID)
 			}
 		}
@@ -232,7 +271,9 @@ func (r *Router) reroute() {
 	r.mu.Lock()
 	var down []bundle.Addr
 	for a, n := range r.nbrs {
-		if !n.up() {
+		// Down, or up only over clear-only links (encrypted bundles
+		// queued there cannot leave that way).
+		if !n.up() || n.clearOnly() {
 			down = append(down, a)
 		}
 	}
@@ -317,5 +358,15 @@ func (r *Router) Metrics() Metrics {
 
 // Routes lists the route table.
 func (r *Router) Routes() []RouteInfo { return r.table.list() }
+
+// kindOf reads the kind of an encoded bundle (data if unreadable, the
+// strictest policy).
+func kindOf(raw []byte) bundle.Kind {
+	b, err := bundle.Unmarshal(raw)
+	if err != nil {
+		return bundle.KindData
+	}
+	return b.Kind
+}
 
 func addrString(a bundle.Addr) string { return fmt.Sprintf("%x", a[:]) }

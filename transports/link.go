@@ -99,3 +99,17 @@ type Listener interface {
 	Addr() string
 	Close() error
 }
+
+// ClearOnlyLink is an optional capability of links on which encryption is
+// forbidden by law (amateur radio). The router never puts an end-to-end
+// encrypted bundle (or a KEM ciphertext) on such a link; only signed
+// plaintext bundles and hop-by-hop control traffic cross it.
+type ClearOnlyLink interface {
+	ClearOnly() bool
+}
+
+// IsClearOnly reports whether l forbids encryption.
+func IsClearOnly(l Link) bool {
+	c, ok := l.(ClearOnlyLink)
+	return ok && c.ClearOnly()
+}

@@ -39,6 +39,7 @@ func clientCommand(ctx context.Context, cmd string, args []string, in io.Reader,
 	peer := fs.String("peer", "", "only messages with this contact (inbox)")
 	limit := fs.Int("limit", 50, "at most this many messages (inbox)")
 	metrics := fs.Bool("metrics", false, "print the Prometheus metrics page (status)")
+	clear := fs.Bool("over-air-clear", false, "send signed but NOT encrypted, so it may cross amateur radio (send)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -136,10 +137,16 @@ func clientCommand(ctx context.Context, cmd string, args []string, in io.Reader,
 			return fmt.Errorf("usage: tern send <contact> <text>")
 		}
 		var rec chat.Record
-		if err := c.Do(ctx, "POST", "/v1/messages", api.Send{To: pos[0], Text: strings.Join(pos[1:], " ")}, &rec); err != nil {
+		if err := c.Do(ctx, "POST", "/v1/messages", api.Send{To: pos[0], Text: strings.Join(pos[1:], " "), OverAirClear: *clear}, &rec); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s to %s: %s (message %s)\n", rec.State, nameOr(rec), rec.Text, rec.ID[:8])
+		if rec.Clear {
+			fmt.Fprintln(out, "note: sent signed but unencrypted (--over-air-clear): anyone on the way can read it")
+		}
+		if rec.Note != "" {
+			fmt.Fprintln(out, "note:", rec.Note)
+		}
 	case "inbox":
 		var recs []chat.Record
 		q := fmt.Sprintf("/v1/messages?limit=%d&peer=%s", *limit, url.QueryEscape(*peer))
@@ -168,7 +175,11 @@ func nameOr(r chat.Record) string {
 func formatRecord(r chat.Record) string {
 	t := time.UnixMilli(r.Received).Format("2006-01-02 15:04")
 	if r.Incoming {
-		return fmt.Sprintf("%s  %s: %s", t, nameOr(r), r.Text)
+		mark := ""
+		if r.Clear {
+			mark = "  [signed, sent unencrypted]"
+		}
+		return fmt.Sprintf("%s  %s: %s%s", t, nameOr(r), r.Text, mark)
 	}
 	return fmt.Sprintf("%s  me -> %s: %s  [%s]", t, nameOr(r), r.Text, r.State)
 }
