@@ -32,7 +32,9 @@ import (
 
 // Defaults for bundles this application originates.
 const (
-	DefaultLifetime = 7 * 24 * time.Hour
+	// DefaultLifetime is 5 days: 120 hours fits one byte in the compact
+	// radio encoding (transports/radiolink/FORMAT.md).
+	DefaultLifetime = 5 * 24 * time.Hour
 	DefaultHopLimit = 32
 )
 
@@ -302,7 +304,8 @@ func (a *App) wrap(to crypto.Address, k bundle.Kind, payload []byte) *bundle.Bun
 	dest := bundle.Addr(to)
 	return &bundle.Bundle{
 		Version: bundle.Version, Kind: k, Flags: bundle.FlagDerivedID, Dest: dest,
-		ID: bundle.DerivedID(dest, payload), Created: a.cfg.Now().UnixMilli(),
+		// Created in whole seconds: 2 bytes less on a radio hop.
+		ID: bundle.DerivedID(dest, payload), Created: a.cfg.Now().Truncate(time.Second).UnixMilli(),
 		Lifetime: uint64(DefaultLifetime / time.Millisecond), HopLimit: DefaultHopLimit, Payload: payload,
 	}
 }
