@@ -52,6 +52,11 @@ type Node struct {
 	chat   *chat.App
 	links  *store.KV
 
+	radios map[string]RadioOpener
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
 	mu        sync.Mutex
 	listeners []transports.Listener
 }
@@ -143,11 +148,16 @@ func loadIdentity(path string) (*crypto.Identity, bool, error) {
 type Links struct {
 	Dialers   map[string]transports.Dialer
 	Listeners []transports.Listener
+	// Radios open shared-channel radios (LoRa, KISS) by URL scheme; each
+	// becomes a listener yielding one link per neighbour heard.
+	Radios map[string]RadioOpener
 }
 
 // Start runs the router and the chat application, serves the listeners and
 // connects every link in urls and every link saved earlier with AddPeer.
 func (n *Node) Start(l Links, urls []string) error {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.radios = l.Radios
 	rc := n.cfg.Router
 	rc.Self = bundle.Addr(n.id.Address())
 	rc.Store = n.store
@@ -211,6 +221,10 @@ func (n *Node) connect(rawURL string, save bool) error {
 			return err
 		}
 	}
+	if open := n.radios[u.Scheme]; open != nil {
+		n.runRadio(rawURL, u, open)
+		return nil
+	}
 	pinless := u.Query().Get("id") == ""
 	return n.router.Connect(rawURL, func(p transports.Peer) {
 		if !pinless || !p.Authenticated {
@@ -249,9 +263,13 @@ func (n *Node) RemovePeer(rawURL string) error {
 
 // Close stops the router and closes the store.
 func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
 	if n.router != nil {
 		n.router.Close()
 	}
+	n.wg.Wait()
 	return n.store.Close()
 }
 

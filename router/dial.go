@@ -49,6 +49,8 @@ type PeerInfo struct {
 	Queued    int       `json:"queued"`
 	InFlight  int       `json:"in_flight"`
 	Counters  Counters  `json:"counters"`
+	// Radio is set for a neighbour heard over a radio (LoRa, packet radio).
+	Radio *transports.RadioInfo `json:"radio,omitempty"`
 }
 
 // Connect keeps a link to rawURL up: it dials, attaches the link, and dials
@@ -181,6 +183,10 @@ func (r *Router) Peers() []PeerInfo {
 		pi := PeerInfo{Neighbour: addrString(n.addr), State: "down", InFlight: len(n.inflight)}
 		for _, ls := range n.links {
 			pi.State, pi.Since, pi.Remote = "up", ls.since, ls.l.Peer().Remote
+			if rl, ok := ls.l.(transports.RadioLink); ok {
+				ri := rl.RadioInfo()
+				pi.Radio = &ri
+			}
 			if s, ok := ls.l.(transports.StatsLink); ok {
 				st := s.Stats()
 				pi.RTTMillis, pi.BytesIn, pi.BytesOut = st.RTTMillis, pi.BytesIn+st.BytesIn, pi.BytesOut+st.BytesOut

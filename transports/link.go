@@ -9,8 +9,11 @@ package transports
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"net/url"
+	"time"
 )
 
 // ErrClosed is returned (wrapped) by Send and Recv once the link is closed,
@@ -112,4 +115,66 @@ type ClearOnlyLink interface {
 func IsClearOnly(l Link) bool {
 	c, ok := l.(ClearOnlyLink)
 	return ok && c.ClearOnly()
+}
+
+// RadioInfo is what a link over a shared radio channel reports to users
+// (`tern peers`, the network page).
+type RadioInfo struct {
+	Radio string `json:"radio"`
+	// RSSI (dBm) and SNR (dB) of the neighbour's last frame; NaN unknown.
+	RSSI float64 `json:"rssi"`
+	SNR  float64 `json:"snr"`
+	// AirtimeUsed in the regulatory window and AirtimeRemaining of it.
+	AirtimeUsed      time.Duration `json:"airtime_used"`
+	AirtimeRemaining time.Duration `json:"airtime_remaining"`
+	// NextFree is when the next frame may go; zero: now.
+	NextFree time.Time `json:"next_free"`
+	// Queued frames waiting for air time.
+	Queued                     int    `json:"queued"`
+	Collisions                 uint64 `json:"collisions"`
+	FramesIn, FramesOut        uint64 `json:"-"`
+	Retransmissions, FragsLost uint64 `json:"-"`
+}
+
+// RadioLink is an optional capability of links over a radio.
+type RadioLink interface {
+	RadioInfo() RadioInfo
+}
+
+// MarshalJSON writes unknown (NaN) RSSI and SNR as null: JSON has no NaN.
+func (ri RadioInfo) MarshalJSON() ([]byte, error) {
+	type plain RadioInfo
+	out := struct {
+		plain
+		RSSI *float64 `json:"rssi"`
+		SNR  *float64 `json:"snr"`
+	}{plain: plain(ri)}
+	if !math.IsNaN(ri.RSSI) {
+		out.RSSI = &ri.RSSI
+	}
+	if !math.IsNaN(ri.SNR) {
+		out.SNR = &ri.SNR
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads null RSSI and SNR back as NaN (unknown).
+func (ri *RadioInfo) UnmarshalJSON(b []byte) error {
+	type plain RadioInfo
+	in := struct {
+		*plain
+		RSSI *float64 `json:"rssi"`
+		SNR  *float64 `json:"snr"`
+	}{plain: (*plain)(ri)}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	ri.RSSI, ri.SNR = math.NaN(), math.NaN()
+	if in.RSSI != nil {
+		ri.RSSI = *in.RSSI
+	}
+	if in.SNR != nil {
+		ri.SNR = *in.SNR
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -203,6 +204,12 @@ func printPeers(out io.Writer, ps []router.PeerInfo) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%dB\t%dB\t%d\t%s\n", link, nb, p.State, p.RTTMillis, p.BytesIn, p.BytesOut, p.Queued, p.Error)
 	}
 	tw.Flush()
+	for _, p := range ps {
+		if r := p.Radio; r != nil {
+			fmt.Fprintf(out, "radio %s, neighbour %.8s: %s, airtime used %s, remaining %s, %d frames queued%s\n",
+				r.Radio, p.Neighbour, signalReport(r.RSSI, r.SNR), r.AirtimeUsed.Round(time.Millisecond), r.AirtimeRemaining.Round(time.Millisecond), r.Queued, nextFree(r.NextFree))
+		}
+	}
 }
 
 func printStatus(out io.Writer, st api.Status) {
@@ -280,4 +287,19 @@ func chatLoop(ctx context.Context, c *api.Client, who string, in io.Reader, out 
 		fmt.Fprintf(out, "  [%s] %s\n", rec.State, rec.Text)
 	}
 	return sc.Err()
+}
+
+func signalReport(rssi, snr float64) string {
+	if math.IsNaN(rssi) {
+		return "no signal report (TNC)"
+	}
+	return fmt.Sprintf("RSSI %.0f dBm, SNR %.1f dB", rssi, snr)
+}
+
+// nextFree says when a radio whose airtime budget is spent may send again.
+func nextFree(t time.Time) string {
+	if t.IsZero() || !t.After(time.Now()) {
+		return ""
+	}
+	return fmt.Sprintf("; airtime budget spent, next frame at %s (in %s)", t.Format("15:04:05"), time.Until(t).Round(time.Second))
 }

@@ -18,7 +18,7 @@ func TestImportDirection(t *testing.T) {
 		"message":    {},
 		"transports": {"transports", "bundle"},
 		"store":      {"bundle"},
-		"router":     {"bundle", "store", "transports"},
+		"router":     {"router", "bundle", "store", "transports", "lora"},
 		"lora":       {"lora", "bundle", "transports", "hw"},
 		"hw":         {"hw"},
 		"mdns":       {"mdns"},

@@ -61,6 +61,9 @@ type Config struct {
 	// announces: 0.03 of 10 min.
 	ControlShare  float64
 	ControlWindow time.Duration
+	// ClearOnly marks the radio as amateur radio: its links report
+	// ClearOnly, so the router never sends encrypted bundles over them.
+	ClearOnly bool
 	// resendAll makes repair resend every fragment (for measurements).
 	resendAll bool
 }

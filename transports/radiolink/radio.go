@@ -423,6 +423,21 @@ func (l *Link) Stats() transports.Stats {
 	return l.count
 }
 
+// RadioInfo implements transports.RadioLink: the figures `tern peers` shows.
+func (l *Link) RadioInfo() transports.RadioInfo {
+	s := l.RadioStats()
+	return transports.RadioInfo{
+		Radio: s.Radio, RSSI: s.LastRSSI, SNR: s.LastSNR,
+		AirtimeUsed: s.AirtimeUsed, AirtimeRemaining: s.AirtimeRemaining, NextFree: s.NextFree,
+		Queued: s.Queued, Collisions: s.Collisions,
+		FramesIn: s.Peer.FramesIn, FramesOut: s.Peer.FramesOut, Retransmissions: s.Peer.Retransmissions,
+	}
+}
+
+// ClearOnly implements transports.ClearOnlyLink: true on a radio configured
+// as amateur radio (Config.ClearOnly), where encryption is forbidden.
+func (l *Link) ClearOnly() bool { return l.r.eng.cfg.ClearOnly }
+
 // RadioStats reports this neighbour and its radio.
 func (l *Link) RadioStats() RadioStats {
 	l.r.mu.Lock()
