@@ -36,3 +36,7 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+# The web UI tests drive Debian's Chromium (cmd/tern/web_test.go).
+DEB_PACKAGES += chromium
+DEB_PACKAGES += direwolf socat

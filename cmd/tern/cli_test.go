@@ -68,3 +68,16 @@ func TestConfigFlagsWinAndErrorsNameTheLine(t *testing.T) {
 		t.Errorf("unknown option error = %v, want file:line and the option", err)
 	}
 }
+
+func TestLoRaChannelOutsideTheRulesExplained(t *testing.T) {
+	if _, err := loraBudget("", 868_125_000, 500_000); err == nil || !strings.Contains(err.Error(), "EU868") || !strings.Contains(err.Error(), "868.000-868.600") {
+		t.Errorf("500 kHz at 868.125 MHz: %v, want the EU868 ranges named", err)
+	}
+	if _, err := loraBudget("", 2_400_000_000, 125_000); err == nil || !strings.Contains(err.Error(), "outside every region") {
+		t.Errorf("2.4 GHz: %v", err)
+	}
+	b, err := loraBudget("", 868_100_000, 125_000)
+	if err != nil || b.Band().DutyCycle != 0.01 {
+		t.Fatalf("868.1 MHz: %v %+v, want the 1 %% sub-band", err, b)
+	}
+}

@@ -291,7 +291,7 @@ func chatLoop(ctx context.Context, c *api.Client, who string, in io.Reader, out 
 
 func signalReport(rssi, snr float64) string {
 	if math.IsNaN(rssi) {
-		return "no signal report (TNC)"
+		return "no signal report from this radio"
 	}
 	return fmt.Sprintf("RSSI %.0f dBm, SNR %.1f dB", rssi, snr)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,7 +70,17 @@ func (d *daemon) start(extra ...string) {
 	if d.quic != "" {
 		listen = strings.TrimPrefix(d.quic, "quic://")
 	}
-	args := append([]string{"run", "--data", d.data, "--listen", listen, "--name", d.name}, extra...)
+	// Process tests stay on this machine: no mDNS on real interfaces (the
+	// LAN tests run daemons in their own network namespaces), and no web
+	// UI on the shared default port unless a test asks for one.
+	args := []string{"run", "--data", d.data, "--listen", listen, "--name", d.name}
+	if !slices.Contains(extra, "--mdns") {
+		args = append(args, "--mdns", "off")
+	}
+	if !slices.Contains(extra, "--web") {
+		args = append(args, "--web", "off")
+	}
+	args = append(args, extra...)
 	d.cmd = exec.Command(ternBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {

@@ -22,6 +22,7 @@ func TestImportDirection(t *testing.T) {
 		"lora":       {"lora", "bundle", "transports", "hw"},
 		"hw":         {"hw"},
 		"mdns":       {"mdns"},
+		"web":        {},
 		"chat":       {"bundle", "crypto", "message", "router", "store"},
 		"node":       {"bundle", "chat", "crypto", "router", "store", "transports"},
 		"api":        {"chat", "crypto", "node", "router"},

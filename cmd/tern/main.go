@@ -19,6 +19,8 @@ const usage = `tern: a delay-tolerant, end-to-end encrypted mesh messenger.
 
 Usage:
   tern run [--data DIR] [--listen ADDR] [--link URL]... [--config FILE] [--name NAME]
+           [--mdns on|browse|off] [--web ADDR|off]
+  tern ui                          the link (with its access token) to the web UI
   tern id                          this node's address, contact card and QR code
   tern sas <contact>               short authentication string to compare with a contact
   tern contact add <tern:uri> [--name NAME]
@@ -30,6 +32,14 @@ Usage:
   tern send <contact> <text>
   tern chat <contact>              interactive chat with receipts
   tern inbox [--peer CONTACT] [--limit N]
+  tern hw list                     known LoRa boards and their pins, serial ports
+  tern hw probe <board>[?pins]     check that a LoRa HAT answers
+  tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>
+                                   run a mesh scenario in virtual time and print a report
+
+Links (--link, tern peer add): quic://host:port[?id=ADDRESS]
+  rnode:///dev/ttyUSB0?freq=869.525&bw=125&sf=9&txp=14[&region=EU868]
+  e22:///dev/ttyS0?freq=868.125&air=2.4k   rak3172:///dev/ttyUSB1?freq=869.525&sf=9&bw=125
 
 Every command takes --data DIR (default $TERN_DATA, else the user data directory).
 `
@@ -79,6 +89,12 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 	switch cmd {
 	case "run":
 		return cmdRun(ctx, rest, errOut)
+	case "hw":
+		return cmdHW(ctx, rest, out)
+	case "ui":
+		return cmdUI(ctx, rest, out)
+	case "sim":
+		return cmdSim(ctx, rest, out)
 	case "id", "sas", "contact add", "contacts", "peer add", "peer rm", "peers", "status", "send", "chat", "inbox":
 		return clientCommand(ctx, cmd, rest, in, out)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ternmesh/tern/api"
 	"github.com/ternmesh/tern/crypto"
+	"github.com/ternmesh/tern/mdns"
 	"github.com/ternmesh/tern/node"
 	"github.com/ternmesh/tern/transports"
 	"github.com/ternmesh/tern/transports/quiclink"
@@ -34,6 +35,8 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 type runConfig struct {
 	data, listen, name, logLevel string
 	links                        []string
+	mdns                         string // LAN discovery: on, browse or off
+	web                          string // web UI address, or "off"
 }
 
 func cmdRun(ctx context.Context, args []string, errOut io.Writer) error {
@@ -44,6 +47,8 @@ func cmdRun(ctx context.Context, args []string, errOut io.Writer) error {
 	fs.StringVar(&rc.listen, "listen", DefaultListen, `UDP address for incoming QUIC links ("off" to only dial out)`)
 	fs.StringVar(&rc.name, "name", "", "name on this node's contact card")
 	fs.StringVar(&rc.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&rc.web, "web", defaultWebAddr, `address of the web UI (loopback unless you name another; "off" to disable); `+"`tern ui`"+` prints its link`)
+	fs.StringVar(&rc.mdns, "mdns", "on", "LAN discovery by mDNS: on (announce and browse), browse (find others without announcing) or off")
 	fs.Var(&links, "link", "a link to keep connected, e.g. quic://host:7337 (repeatable)")
 	config := fs.String("config", "", "config file (see tern.conf.example); flags given on the command line win")
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +65,9 @@ func cmdRun(ctx context.Context, args []string, errOut io.Writer) error {
 		}
 	}
 	rc.links = append(rc.links, links...)
+	if _, err := mdns.ParseMode(rc.mdns); err != nil {
+		return fmt.Errorf("--mdns: %w", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(rc.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", rc.logLevel)
@@ -69,7 +77,7 @@ func cmdRun(ctx context.Context, args []string, errOut io.Writer) error {
 }
 
 func runDaemon(ctx context.Context, rc runConfig, log *slog.Logger) error {
-	n, err := node.Open(node.Config{DataDir: rc.data, Name: rc.name, Logger: log})
+	n, err := node.Open(node.Config{DataDir: rc.data, Name: displayName(rc), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -96,7 +104,7 @@ func runDaemon(ctx context.Context, rc runConfig, log *slog.Logger) error {
 		return fmt.Errorf("QUIC on %s: %w (choose another with --listen, or --listen off)", listen, err)
 	}
 	// The link registry: every scheme the daemon can dial.
-	links := node.Links{Dialers: map[string]transports.Dialer{}}
+	links := node.Links{Dialers: map[string]transports.Dialer{}, Radios: radioOpeners(log)}
 	for _, s := range qt.Schemes() {
 		links.Dialers[s] = qt
 	}
@@ -107,6 +115,14 @@ func runDaemon(ctx context.Context, rc runConfig, log *slog.Logger) error {
 		sock.Close()
 		return err
 	}
+	stopLAN := startLAN(ctx, n, rc.mdns, log)
+	defer stopLAN()
+	stopWeb, err := startWeb(rc, n, log)
+	if err != nil {
+		sock.Close()
+		return err
+	}
+	defer stopWeb()
 	srv := &http.Server{Handler: api.Handler(n, log), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(sock)
 	log.Info("tern is running", "address", n.Identity().Address().String(), "data", rc.data,
@@ -161,8 +177,12 @@ func loadConfig(path string, rc *runConfig, set map[string]bool) error {
 			rc.logLevel = v
 		case "link":
 			rc.links = append(rc.links, v)
+		case "mdns":
+			rc.mdns = v
+		case "web":
+			rc.web = v
 		default:
-			return fmt.Errorf("%s:%d: unknown option %q (known: data, listen, name, log-level, link)", path, line, k)
+			return fmt.Errorf("%s:%d: unknown option %q (known: data, listen, name, log-level, link, mdns, web)", path, line, k)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -83,6 +83,16 @@ func (b *Budget) Reserve(toa time.Duration) (at time.Time, ok bool) {
 	return b.earliest(now, toa)
 }
 
+// ReserveAt is Reserve at a given instant, for callers that keep their own
+// clock (the radio link layer decides at its own "now"; asking the budget's
+// clock a moment later would always answer "a moment later").
+func (b *Budget) ReserveAt(now time.Time, toa time.Duration) (at time.Time, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prune(now)
+	return b.earliest(now, toa)
+}
+
 // NextFree is Reserve without ok: the zero Time means "never".
 func (b *Budget) NextFree(toa time.Duration) time.Time {
 	at, _ := b.Reserve(toa)

@@ -139,6 +139,12 @@ func (r Region) Channel(freqHz, bandwidthHz int64) (SubBand, error) {
 	lo, hi := freqHz-bandwidthHz/2, freqHz+(bandwidthHz+1)/2
 	for _, b := range r.Bands {
 		if lo >= b.LowHz && hi <= b.HighHz {
+			// FCC 15.247's dwell limit binds hopping channels narrower
+			// than 250 kHz; a 500 kHz LoRa channel is a digital
+			// modulation system without one.
+			if b.DwellLimit > 0 && bandwidthHz >= 250_000 {
+				b.DwellLimit, b.DwellWindow = 0, 0
+			}
 			return b, nil
 		}
 	}

@@ -96,3 +96,15 @@ func TestLookupOthers(t *testing.T) {
 		t.Errorf("Lookup shares state between calls")
 	}
 }
+
+func TestUS915DwellOnlyForNarrowChannels(t *testing.T) {
+	us, _ := Lookup("US915")
+	narrow, err := us.Channel(915_000_000, 125_000)
+	if err != nil || narrow.DwellLimit != 400*time.Millisecond {
+		t.Fatalf("125 kHz: %+v %v, want the 400 ms dwell limit", narrow, err)
+	}
+	wide, err := us.Channel(915_000_000, 500_000)
+	if err != nil || wide.DwellLimit != 0 {
+		t.Fatalf("500 kHz: %+v %v, want no dwell limit", wide, err)
+	}
+}

@@ -17,11 +17,12 @@ import (
 var ErrQueueFull = errors.New("radio send queue full")
 
 // Budget is the regional airtime limit consulted before every transmission.
-// *region.Budget satisfies it. Reserve returns the earliest start time for
-// a frame of toa (ok false: it can never fit); Commit records a frame that
-// started at start.
+// *region.Budget satisfies it. ReserveAt returns the earliest start time,
+// at or after the engine's now, for a frame of toa (ok false: it can never
+// fit); Commit records a frame that started at start. Both take the
+// engine's time, so the budget and the engine never disagree about "now".
 type Budget interface {
-	Reserve(toa time.Duration) (at time.Time, ok bool)
+	ReserveAt(now time.Time, toa time.Duration) (at time.Time, ok bool)
 	Commit(start time.Time, toa time.Duration) error
 }
 
@@ -163,6 +164,7 @@ type Engine struct {
 	started      bool
 	txEnd        time.Time
 	nextHello    time.Time
+	lonelyHello  time.Duration // current hello interval while no neighbour is known
 	lastHello    time.Time
 	lastHelloReq time.Time
 	helloPending bool
@@ -285,7 +287,8 @@ func (e *Engine) Poll(now time.Time, busy bool) (frame []byte, wake time.Time) {
 	if !e.started {
 		e.started = true
 		e.queueHello(now, true)
-		e.nextHello = now.Add(e.jitter(e.cfg.HelloInterval))
+		e.lonelyHello = min(5*time.Second, e.cfg.HelloInterval)
+		e.nextHello = now.Add(e.jitter(e.lonelyHello))
 	}
 	var w waker
 	e.timers(now, &w)
@@ -303,7 +306,7 @@ func (e *Engine) Poll(now time.Time, busy bool) (frame []byte, wake time.Time) {
 	}
 	toa := e.toa(len(it.frame))
 	if e.cfg.Budget != nil {
-		at, fits := e.cfg.Budget.Reserve(toa)
+		at, fits := e.cfg.Budget.ReserveAt(now, toa)
 		if !fits {
 			e.drop(class, idx, it) // can never go: a configuration error
 			e.stats.Oversize++
@@ -357,8 +360,20 @@ func (e *Engine) jitter(d time.Duration) time.Duration {
 // timers runs hello, ack and reassembly timers due at now.
 func (e *Engine) timers(now time.Time, w *waker) {
 	if !now.Before(e.nextHello) {
-		e.queueHello(now, len(e.nbs) == 0)
-		e.nextHello = now.Add(e.jitter(e.cfg.HelloInterval))
+		lonely := len(e.nbs) == 0
+		e.queueHello(now, lonely)
+		// While nobody has been heard (the radio just started, or its
+		// neighbours were not listening yet) hello again soon, backing
+		// off 5 s, 10 s, 20 s ... up to HelloInterval: the 3 % cap
+		// still bounds it.
+		iv := e.cfg.HelloInterval
+		if lonely {
+			e.lonelyHello = min(max(2*e.lonelyHello, 5*time.Second), iv)
+			iv = e.lonelyHello
+		} else {
+			e.lonelyHello = 0
+		}
+		e.nextHello = now.Add(e.jitter(iv))
 	}
 	w.at(e.nextHello)
 	for i := 0; i < len(e.bulk); i++ {

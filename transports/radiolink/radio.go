@@ -256,7 +256,7 @@ func (r *Radio) statsLocked(nb *neighbour) RadioStats {
 		next = e.backoff
 	}
 	if b := e.cfg.Budget; b != nil {
-		if at, ok := b.Reserve(e.toa(e.cfg.MaxFrame)); ok && at.After(next) {
+		if at, ok := b.ReserveAt(now, e.toa(e.cfg.MaxFrame)); ok && at.After(next) {
 			next = at
 		}
 		if u, ok := b.(BudgetUsage); ok {

@@ -1,0 +1,471 @@
+package meshsim
+
+import (
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/router/policy"
+)
+
+// held is a bundle in a node's store.
+type held struct {
+	b        *simBundle
+	copies   int
+	from     int  // neighbour that handed it over, -1 if originated
+	hedge    bool // the copy kept after a routed hand-over: waits for the destination
+	inflight bool
+	to, give int
+	tries    int
+	attempt  int
+}
+
+type nbrKey struct {
+	n  int
+	id bundle.ID
+}
+
+type node struct {
+	s     *Sim
+	idx   int
+	addr  bundle.Addr
+	role  role
+	up    bool
+	links []*p2p
+	radio *radio
+	rup   map[int]bool // radio neighbours heard and up
+
+	store map[bundle.ID]*held
+	order []bundle.ID
+	seen  map[bundle.ID]bool // flooding and receive dedupe
+	done  map[bundle.ID]bool // delivered here (application saw it)
+	peak  int
+
+	// Tern.
+	table    *policy.Table
+	rep      *policy.Reputation
+	lim      *policy.Limiter
+	handed   map[bundle.ID]int
+	rcpts    []bundle.ID
+	rcptSet  map[bundle.ID]bool
+	trickles map[*p2p]*policy.Trickle
+	rtrickle *policy.Trickle
+	kick     bool
+
+	// Epidemic: what each neighbour is known to hold.
+	known map[nbrKey]bool
+}
+
+const (
+	tick        = 30 * time.Second
+	antiEntropy = 10 * time.Minute
+	maxRcpts    = 8
+	ackBytes    = 40
+	idBytes     = 16
+	headerBytes = 24
+	routeBytes  = 18
+	// shortRouteBytes is a route on air: 4-byte short address and metric.
+	shortRouteBytes = 5
+	radioRoutesMax  = 40
+	maxTries        = 4
+	p2pTimeout      = 5 * time.Second
+	radioTimeout    = 30 * time.Second
+)
+
+func newNode(s *Sim, i int, p placed) *node {
+	n := &node{s: s, idx: i, addr: addrOf(i), role: p.role, up: true,
+		store: map[bundle.ID]*held{}, seen: map[bundle.ID]bool{}, done: map[bundle.ID]bool{},
+		rup: map[int]bool{}, handed: map[bundle.ID]int{}, rcptSet: map[bundle.ID]bool{},
+		trickles: map[*p2p]*policy.Trickle{}, known: map[nbrKey]bool{}}
+	if p.lora > 0 {
+		burst := time.Duration(float64(time.Hour) * s.sc.DutyCycle / 6)
+		n.radio = &radio{rangeKm: p.lora, budget: policy.NewBudget(s.sc.DutyCycle, burst),
+			control: policy.NewBudget(policy.ControlShare, time.Duration(float64(10*time.Minute)*policy.ControlShare))}
+		n.rtrickle = &policy.Trickle{Min: 5 * time.Minute, Max: 30 * time.Minute}
+	}
+	n.table = policy.NewTable(n.addr, policy.TableConfig{LiveFor: 65 * time.Minute, StaleFor: 24 * time.Hour, HoldDown: 5 * time.Minute})
+	n.rep = policy.NewReputation()
+	n.table.SetPenalty(func(v bundle.Addr) uint8 { return n.rep.PenaltyOf(v) })
+	n.lim = policy.NewLimiter(0.5, 30) // a neighbour may hand over 30 at once, then one per 2 s
+	return n
+}
+
+func (n *node) now() time.Time { return epoch.Add(n.s.now) }
+
+func (n *node) start() {
+	if n.radio != nil {
+		for _, j := range n.radio.nbrs {
+			n.rup[j] = true
+		}
+	}
+	for _, l := range n.links {
+		if n.s.linkUp(l) && l.a == n.idx {
+			n.s.nodes[l.a].linkEvent(l, true)
+			n.s.nodes[l.b].linkEvent(l, true)
+		}
+	}
+	if n.radio != nil && n.s.proto == Tern {
+		for _, j := range n.radio.nbrs {
+			n.table.NeighbourUp(addrOf(j), policy.Units(n.radioMetrics()), n.now())
+		}
+	}
+	n.s.at(time.Duration(n.s.rng.Int64N(int64(tick))), n.tick)
+}
+
+func (n *node) radioMetrics() policy.LinkMetrics {
+	m := policy.LinkMetrics{BitsPerSecond: n.s.lora.BitRate(), Latency: n.s.loraAir(64), Loss: n.s.sc.LoRaLoss, Radio: true}
+	if n.radio != nil {
+		m.AirtimeLeft = float64(n.radio.budget.Left(n.now())) / float64(n.radio.budget.Burst)
+	}
+	return m
+}
+
+// reach reports whether neighbour j can be reached now by some medium.
+func (n *node) reach(j int) bool {
+	if !n.up || !n.s.nodes[j].up {
+		return false
+	}
+	for _, l := range n.links {
+		if l.other(n.idx) == j && n.s.linkUp(l) {
+			return true
+		}
+	}
+	return n.radio != nil && n.rup[j]
+}
+
+func (n *node) upAddr(a bundle.Addr) bool { return n.reach(idxOf(a)) }
+
+func (n *node) put(h *held) {
+	if len(n.store) >= n.s.sc.StorageLimit {
+		// Full: drop the oldest bundle held (never silently the new one).
+		for len(n.order) > 0 {
+			id := n.order[0]
+			n.order = n.order[1:]
+			if old := n.store[id]; old != nil && !old.inflight {
+				delete(n.store, id)
+				n.s.rep.StorageDrops++
+				break
+			}
+		}
+	}
+	n.store[h.b.id] = h
+	n.order = append(n.order, h.b.id)
+	n.peak = max(n.peak, len(n.store))
+}
+
+func (n *node) drop(id bundle.ID) { delete(n.store, id) }
+
+// compact removes dropped IDs from the order list now and then.
+func (n *node) compact() {
+	if len(n.order) < 2*len(n.store)+64 {
+		return
+	}
+	out := n.order[:0]
+	for _, id := range n.order {
+		if n.store[id] != nil {
+			out = append(out, id)
+		}
+	}
+	n.order = out
+}
+
+// heldIDs lists held bundles in arrival order (deterministic).
+func (n *node) heldIDs() []bundle.ID {
+	n.compact()
+	var out []bundle.ID
+	seen := map[bundle.ID]bool{}
+	for _, id := range n.order {
+		if n.store[id] != nil && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (n *node) deliver(b *simBundle) {
+	if n.done[b.id] {
+		n.s.rep.DupDeliveries++
+		return
+	}
+	n.done[b.id] = true
+	n.s.delivered(b)
+	n.addReceipt(b.id)
+}
+
+func (n *node) originate(b *simBundle) {
+	if !n.up {
+		// A phone that is off cannot send: the message waits on it.
+	}
+	n.seen[b.id] = true
+	switch n.s.proto {
+	case Flood:
+		n.flood(b, -1)
+	case Epidemic:
+		n.put(&held{b: b, from: -1})
+		n.push(n.store[b.id])
+	case Tern:
+		if n.role == roleLiar {
+			// A flooding liar pushes its junk at every neighbour.
+			for _, j := range n.neighbours() {
+				n.sendTo(j, &frame{kind: fData, b: b, copies: 1, size: b.size + headerBytes, class: b.class})
+			}
+			return
+		}
+		n.put(&held{b: b, copies: policy.DefaultCopies, from: -1})
+		n.process(n.store[b.id])
+	}
+}
+
+func (n *node) tick() {
+	if n.up {
+		now := n.now()
+		for _, id := range n.heldIDs() {
+			if h := n.store[id]; h.b.expires <= n.s.now {
+				n.drop(id)
+				n.s.rep.Expired++
+			}
+		}
+		switch n.s.proto {
+		case Tern:
+			if n.table.Expire(now) {
+				n.kick = true
+			}
+			n.announce()
+			if int(n.s.now/tick)%int(antiEntropy/tick) == n.idx%int(antiEntropy/tick) {
+				// Anti-entropy on point-to-point links (cheap there; on
+				// LoRa, routes and receipts ride the announces).
+				for _, l := range n.links {
+					if n.s.linkUp(l) {
+						n.summary(l.other(n.idx))
+					}
+				}
+			}
+			n.kick = false
+			for _, id := range n.heldIDs() {
+				n.process(n.store[id])
+			}
+		case Epidemic:
+			if int(n.s.now/tick)%int(antiEntropy/tick) == n.idx%int(antiEntropy/tick) {
+				n.summaryAll()
+			}
+		}
+	}
+	n.s.at(tick, n.tick)
+}
+
+// sendTo puts a unicast frame to neighbour j on the cheapest usable medium.
+func (n *node) sendTo(j int, f *frame) bool {
+	var opts []policy.LinkMetrics
+	var ls []*p2p
+	for _, l := range n.links {
+		if l.other(n.idx) == j && n.s.linkUp(l) {
+			opts, ls = append(opts, l.m), append(ls, l)
+		}
+	}
+	if n.radio != nil && n.rup[j] && n.s.nodes[j].up {
+		opts, ls = append(opts, n.radioMetrics()), append(ls, nil)
+	}
+	class := f.class
+	if f.kind != fData {
+		class = policy.Control
+	}
+	k := policy.Choose(opts, nil, class, f.size, false)
+	if k < 0 {
+		return false
+	}
+	f.to = j
+	if ls[k] == nil {
+		return n.s.sendLoRa(n.idx, f)
+	}
+	n.s.sendP2P(n.idx, ls[k], f)
+	return true
+}
+
+func (n *node) linkEvent(l *p2p, up bool) {
+	j := l.other(n.idx)
+	n.neighbourEvent(j, up, l)
+}
+
+func (n *node) radioNeighbour(j int, up bool) {
+	if up {
+		n.rup[j] = true
+	}
+	n.neighbourEvent(j, up, nil)
+}
+
+func (n *node) neighbourEvent(j int, up bool, l *p2p) {
+	switch n.s.proto {
+	case Tern:
+		now := n.now()
+		if up {
+			m := n.radioMetrics()
+			if l != nil {
+				m = l.m
+			}
+			n.table.NeighbourUp(addrOf(j), policy.Units(m), now)
+			if l != nil {
+				n.announceOn(l)
+				n.summary(j)
+			}
+			n.kick = true
+		} else if !n.reach(j) {
+			n.table.NeighbourDown(addrOf(j), now)
+			for _, id := range n.heldIDs() {
+				if h := n.store[id]; h.inflight && h.to == j {
+					h.inflight = false
+				}
+			}
+			n.kick = true
+		}
+	case Epidemic:
+		if up {
+			n.summary(j)
+		}
+	}
+}
+
+// overhear handles a LoRa frame addressed to someone else.
+func (n *node) overhear(from int, f *frame) {
+	n.rup[from] = true
+}
+
+func (n *node) receive(from int, l *p2p, f *frame) {
+	if !n.up {
+		return
+	}
+	if l == nil {
+		n.rup[from] = true
+	}
+	switch n.s.proto {
+	case Flood:
+		if f.kind == fData {
+			n.onFlood(from, f.b)
+		}
+	case Epidemic:
+		n.onEpidemic(from, f)
+	case Tern:
+		n.onTern(from, l, f)
+	}
+}
+
+// --- flooding ---
+
+func (n *node) onFlood(from int, b *simBundle) {
+	if n.seen[b.id] {
+		return
+	}
+	n.seen[b.id] = true
+	if b.dst == n.idx {
+		n.deliver(b)
+		return
+	}
+	if n.role == roleLiar || b.expires <= n.s.now {
+		return
+	}
+	n.flood(b, from)
+}
+
+func (n *node) flood(b *simBundle, from int) {
+	if !n.up {
+		return
+	}
+	for _, l := range n.links {
+		if j := l.other(n.idx); j != from && n.s.linkUp(l) {
+			n.s.sendP2P(n.idx, l, &frame{kind: fData, to: j, b: b, size: b.size + headerBytes, class: b.class})
+		}
+	}
+	if n.radio != nil {
+		n.s.sendLoRa(n.idx, &frame{kind: fData, to: -1, b: b, size: b.size + headerBytes, class: b.class})
+	}
+}
+
+// --- epidemic ---
+
+func (n *node) onEpidemic(from int, f *frame) {
+	switch f.kind {
+	case fData:
+		b := f.b
+		n.known[nbrKey{from, b.id}] = true
+		if n.seen[b.id] || b.expires <= n.s.now {
+			return
+		}
+		n.seen[b.id] = true
+		if b.dst == n.idx {
+			n.deliver(b)
+			return
+		}
+		if n.role == roleLiar {
+			return
+		}
+		n.put(&held{b: b, from: from})
+		n.push(n.store[b.id])
+	case fSummary:
+		has := map[bundle.ID]bool{}
+		for _, id := range f.ids {
+			has[id] = true
+			n.known[nbrKey{from, id}] = true
+		}
+		for _, id := range policy.Missing(n.heldIDs(), func(id bundle.ID) bool { return has[id] || n.known[nbrKey{from, id}] }) {
+			n.copyTo(from, n.store[id])
+		}
+	}
+}
+
+func (n *node) neighbours() []int {
+	var out []int
+	seen := map[int]bool{}
+	for _, l := range n.links {
+		if j := l.other(n.idx); n.s.linkUp(l) && !seen[j] {
+			seen[j] = true
+			out = append(out, j)
+		}
+	}
+	if n.radio != nil {
+		for _, j := range n.radio.nbrs {
+			if n.rup[j] && n.s.nodes[j].up && !seen[j] {
+				seen[j] = true
+				out = append(out, j)
+			}
+		}
+	}
+	return out
+}
+
+func (n *node) push(h *held) {
+	if !n.up || h == nil {
+		return
+	}
+	for _, j := range n.neighbours() {
+		if j != h.from && !n.known[nbrKey{j, h.b.id}] {
+			n.copyTo(j, h)
+		}
+	}
+}
+
+func (n *node) copyTo(j int, h *held) {
+	if h == nil || h.b.expires <= n.s.now {
+		return
+	}
+	n.known[nbrKey{j, h.b.id}] = true
+	n.sendTo(j, &frame{kind: fData, b: h.b, size: h.b.size + headerBytes, class: h.b.class})
+}
+
+func (n *node) summaryAll() {
+	for _, j := range n.neighbours() {
+		n.summary(j)
+	}
+}
+
+// summary sends the IDs held (and, for Tern, recent receipts): IDs first,
+// the neighbour answers with what it lacks.
+func (n *node) summary(j int) {
+	ids := n.heldIDs()
+	if n.s.proto == Tern {
+		// Tern's summaries also carry recent delivery receipts.
+		if len(ids) == 0 && len(n.rcpts) == 0 {
+			return
+		}
+	}
+	n.sendTo(j, &frame{kind: fSummary, ids: ids, rcpts: append([]bundle.ID(nil), n.rcpts...),
+		size: headerBytes + idBytes*(len(ids)+len(n.rcpts))})
+}

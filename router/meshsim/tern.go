@@ -1,0 +1,260 @@
+package meshsim
+
+import (
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/router/policy"
+)
+
+// onTern handles a frame under Tern's policy.
+func (n *node) onTern(from int, l *p2p, f *frame) {
+	switch f.kind {
+	case fData:
+		b := f.b
+		if !n.lim.Allow(addrOf(from), n.now()) {
+			// Over this neighbour's rate: no custody ack, it keeps the
+			// bundle and its own airtime pays for the retries.
+			n.s.rep.RateLimited++
+			return
+		}
+		n.ack(from, b)
+		if n.role == roleLiar {
+			return // swallows everything it is given
+		}
+		if n.seen[b.id] || n.store[b.id] != nil || n.rcptSet[b.id] || b.expires <= n.s.now {
+			if n.store[b.id] != nil && f.copies > 0 {
+				n.store[b.id].copies += f.copies
+			}
+			return
+		}
+		n.seen[b.id] = true
+		if b.dst == n.idx {
+			n.deliver(b)
+			return
+		}
+		n.put(&held{b: b, copies: max(f.copies, 1), from: from})
+		n.process(n.store[b.id])
+	case fAck:
+		for _, id := range f.ids {
+			h := n.store[id]
+			if h == nil || !h.inflight || h.to != from {
+				continue
+			}
+			h.inflight, h.tries = false, 0
+			h.copies -= h.give
+			if h.copies <= 0 {
+				n.drop(id)
+			}
+		}
+	case fAnnounce:
+		units := policy.Units(n.radioMetrics())
+		if l != nil {
+			units = policy.Units(l.m)
+		}
+		n.applyReceipts(f.rcpts)
+		if n.role == roleLiar {
+			return
+		}
+		if n.table.Learn(addrOf(from), units, f.routes, n.now()) {
+			n.kick = true
+		}
+	case fSummary:
+		n.applyReceipts(f.rcpts)
+		if n.role == roleLiar {
+			return
+		}
+		has := make(map[bundle.ID]bool, len(f.ids))
+		for _, id := range f.ids {
+			has[id] = true
+		}
+		for _, id := range policy.Missing(n.heldIDs(), func(id bundle.ID) bool { return has[id] }) {
+			h := n.store[id]
+			if h.inflight || from == h.from {
+				continue
+			}
+			nbrIsDest := h.b.dst == from
+			via, live, _ := n.table.NextHop(addrOf(h.b.dst), addrOf(h.from), n.upAddr)
+			switch policy.Decide(h.copies, nbrIsDest, live && via == addrOf(from), live) {
+			case policy.Forward:
+				n.hand(h, from, h.copies)
+			case policy.Copy:
+				if !h.hedge {
+					give, _ := policy.Spray(h.copies)
+					n.hand(h, from, give)
+				}
+			}
+		}
+	}
+}
+
+func (n *node) ack(to int, b *simBundle) {
+	n.sendTo(to, &frame{kind: fAck, ids: []bundle.ID{b.id}, size: ackBytes})
+}
+
+// process decides what to do with a held bundle now: hand it to its
+// destination, or along a live route, or keep it for spray on contact.
+func (n *node) process(h *held) {
+	if h == nil || h.inflight || !n.up {
+		return
+	}
+	if n.reach(h.b.dst) {
+		n.hand(h, h.b.dst, h.copies)
+		return
+	}
+	if h.hedge {
+		return
+	}
+	exclude := bundle.Addr{}
+	if h.from >= 0 {
+		exclude = addrOf(h.from)
+	}
+	via, live, _ := n.table.NextHop(addrOf(h.b.dst), exclude, n.upAddr)
+	if !live {
+		return
+	}
+	j := idxOf(via)
+	give := h.copies
+	if h.copies > 1 {
+		// Keep one copy as a hedge against a liar or a broken route; it
+		// waits for the destination itself, or for its receipt.
+		give = h.copies - 1
+	}
+	n.rep.Handed(via)
+	n.handed[h.b.id] = j
+	n.hand(h, j, give)
+}
+
+// hand sends give copies of h to neighbour j with custody: h stays until
+// j's custody ack, and is resent on timeout.
+func (n *node) hand(h *held, j, give int) {
+	f := &frame{kind: fData, b: h.b, copies: give, size: h.b.size + headerBytes, class: h.b.class}
+	if !n.sendTo(j, f) {
+		return
+	}
+	h.inflight, h.to, h.give = true, j, give
+	h.attempt++
+	a := h.attempt
+	timeout := p2pTimeout
+	if n.radio != nil && n.rup[j] {
+		timeout = radioTimeout + 2*n.s.loraAir(f.size)
+	}
+	n.s.at(timeout, func() {
+		if n.store[h.b.id] != h || !h.inflight || h.attempt != a {
+			return
+		}
+		h.inflight = false
+		h.tries++
+		if h.tries >= maxTries {
+			// The neighbour stopped answering: routes through it go stale.
+			h.tries = 0
+			if j < len(n.s.nodes) {
+				delete(n.rup, j)
+				if !n.reach(j) {
+					n.table.NeighbourDown(addrOf(j), n.now())
+				}
+			}
+		}
+		n.process(h)
+	})
+}
+
+func (n *node) addReceipt(id bundle.ID) {
+	if n.rcptSet[id] {
+		return
+	}
+	n.rcptSet[id] = true
+	n.rcpts = append(n.rcpts, id)
+	if len(n.rcpts) > maxRcpts {
+		n.rcpts = n.rcpts[len(n.rcpts)-maxRcpts:]
+	}
+}
+
+// applyReceipts clears copies of delivered bundles and credits the
+// neighbour that carried them.
+func (n *node) applyReceipts(ids []bundle.ID) {
+	for _, id := range ids {
+		if n.rcptSet[id] {
+			continue
+		}
+		n.addReceipt(id)
+		if j, ok := n.handed[id]; ok {
+			n.rep.Receipted(addrOf(j))
+			delete(n.handed, id)
+		}
+		if h := n.store[id]; h != nil && !h.inflight {
+			n.drop(id)
+		}
+	}
+}
+
+// announce sends due announces: per point-to-point link, and one LoRa
+// broadcast limited by the 3 % control budget.
+func (n *node) announce() {
+	if n.role == roleLiar {
+		n.lie()
+		return
+	}
+	for _, l := range n.links {
+		if n.s.linkUp(l) {
+			n.announceOnDue(l, false)
+		}
+	}
+	if n.radio == nil {
+		return
+	}
+	now := n.now()
+	routes := n.table.Advertise(bundle.Addr{}, 0)
+	if !n.rtrickle.Due(now, policy.Digest(routes)) {
+		return
+	}
+	// On air an announce names nodes by their 4-byte short address and
+	// fits one LoRa frame: the nearest destinations first.
+	left := n.radio.control.Left(now)
+	k := min(len(routes), radioRoutesMax)
+	for k > 0 && n.s.loraAir(headerBytes+shortRouteBytes*k+idBytes*len(n.rcpts)) > left {
+		k /= 2
+	}
+	if k == 0 {
+		return
+	}
+	size := headerBytes + shortRouteBytes*k + idBytes*len(n.rcpts)
+	n.radio.control.Allow(now, n.s.loraAir(size))
+	n.s.sendLoRa(n.idx, &frame{kind: fAnnounce, to: -1, routes: routes[:k], rcpts: append([]bundle.ID(nil), n.rcpts...), size: size})
+}
+
+func (n *node) announceOn(l *p2p) { n.announceOnDue(l, true) }
+
+func (n *node) announceOnDue(l *p2p, force bool) {
+	j := l.other(n.idx)
+	routes := n.table.Advertise(addrOf(j), 0)
+	t := n.trickles[l]
+	if t == nil {
+		t = &policy.Trickle{Min: 30 * time.Second, Max: 10 * time.Minute}
+		n.trickles[l] = t
+	}
+	if !t.Due(n.now(), policy.Digest(routes)) && !force {
+		return
+	}
+	n.s.sendP2P(n.idx, l, &frame{kind: fAnnounce, to: j, routes: routes, rcpts: append([]bundle.ID(nil), n.rcpts...),
+		size: headerBytes + routeBytes*len(routes) + idBytes*len(n.rcpts)})
+}
+
+// lie: a liar claims every node at metric 0, on every medium, every tick.
+func (n *node) lie() {
+	var routes []bundle.Route
+	for i := range n.s.nodes {
+		if i != n.idx {
+			routes = append(routes, bundle.Route{Dest: addrOf(i), Hops: 0})
+		}
+	}
+	for _, l := range n.links {
+		if n.s.linkUp(l) {
+			n.s.sendP2P(n.idx, l, &frame{kind: fAnnounce, to: l.other(n.idx), routes: routes, size: headerBytes + routeBytes*len(routes)})
+		}
+	}
+	if n.radio != nil {
+		k := min(len(routes), 100)
+		n.s.sendLoRa(n.idx, &frame{kind: fAnnounce, to: -1, routes: routes[:k], size: headerBytes + routeBytes*k})
+	}
+}

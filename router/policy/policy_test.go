@@ -1,0 +1,112 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+)
+
+var (
+	t0    = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	quic  = LinkMetrics{BitsPerSecond: 10e6, Latency: 30 * time.Millisecond}
+	loraM = LinkMetrics{BitsPerSecond: 1000, Latency: 300 * time.Millisecond, Radio: true, AirtimeLeft: 1}
+)
+
+func TestInteractiveTakesFastestVoiceNeverRadioBulkSparesRadio(t *testing.T) {
+	links := []LinkMetrics{loraM, quic}
+	if i := Choose(links, nil, Interactive, 100, true); i != 1 {
+		t.Errorf("chat took link %d, want the QUIC link", i)
+	}
+	if i := Choose(links, []bool{false, true}, Interactive, 100, true); i != 0 {
+		t.Errorf("with QUIC down chat took %d, want the radio", i)
+	}
+	if i := Choose([]LinkMetrics{loraM}, nil, Voice, 40, true); i != -1 {
+		t.Error("live voice was allowed on a radio link")
+	}
+	low := loraM
+	low.AirtimeLeft = 0.2
+	if i := Choose([]LinkMetrics{low}, nil, Bulk, 5000, true); i != -1 {
+		t.Error("bulk was allowed on a radio with 20 % of its budget left")
+	}
+	if i := Choose([]LinkMetrics{low}, nil, Interactive, 100, true); i != 0 {
+		t.Error("chat was refused on a radio with budget left")
+	}
+	if i := Choose([]LinkMetrics{{ClearOnly: true}}, nil, Interactive, 100, true); i != -1 {
+		t.Error("an encrypted bundle was allowed on a clear-only link")
+	}
+}
+
+func TestFeasibilityConditionRefusesLoop(t *testing.T) {
+	a, b, d := bundle.Addr{'A'}, bundle.Addr{'B'}, bundle.Addr{'D'}
+	tab := NewTable(a, TableConfig{})
+	up := func(bundle.Addr) bool { return true }
+	tab.NeighbourUp(d, 1, t0)
+	tab.Learn(b, 1, []bundle.Route{{Dest: d, Hops: 1}}, t0) // B: via us, 1 away... reports 1, our fd is 1
+	if via, live, _ := tab.NextHop(d, bundle.Addr{}, up); via != d || !live {
+		t.Fatalf("next hop %v live %v, want D directly", via, live)
+	}
+	tab.NeighbourDown(d, t0.Add(time.Second))
+	// D is gone; B still claims 1 hop (its route was through us): not feasible.
+	tab.Learn(b, 1, []bundle.Route{{Dest: d, Hops: 2}}, t0.Add(2*time.Second))
+	if _, live, _ := tab.NextHop(d, bundle.Addr{}, up); live {
+		t.Fatal("took a route through B that reports no better than our own feasible distance: a loop")
+	}
+	// After the hold-down the destination may be reached the long way.
+	tab.Learn(b, 1, []bundle.Route{{Dest: d, Hops: 2}}, t0.Add(time.Hour))
+	if via, live, _ := tab.NextHop(d, bundle.Addr{}, up); via != b || !live {
+		t.Fatalf("after hold-down next hop %v live %v, want B", via, live)
+	}
+}
+
+func TestTrickleBacksOffAndResetsOnChange(t *testing.T) {
+	tr := &Trickle{Min: time.Minute, Max: 8 * time.Minute}
+	sent := 0
+	for s := 0; s < 3600; s += 10 {
+		if tr.Due(t0.Add(time.Duration(s)*time.Second), 1) {
+			sent++
+		}
+	}
+	if sent > 10 {
+		t.Errorf("%d announces in an hour without change, want doubling intervals (at most 10, not 60)", sent)
+	}
+	if !tr.Due(t0.Add(2*time.Hour), 2) {
+		t.Error("a change did not trigger an announce")
+	}
+}
+
+func TestBudgetAndLimiter(t *testing.T) {
+	b := NewBudget(ControlShare, 3*time.Second)
+	used := time.Duration(0)
+	for s := 0; s < 3600; s++ {
+		if b.Allow(t0.Add(time.Duration(s)*time.Second), time.Second) {
+			used += time.Second
+		}
+	}
+	if limit := time.Duration(float64(time.Hour)*ControlShare) + 3*time.Second; used > limit {
+		t.Errorf("control used %v of air in an hour, budget %v", used, limit)
+	}
+	l := NewLimiter(1, 5)
+	n := bundle.Addr{'X'}
+	ok := 0
+	for range 100 {
+		if l.Allow(n, t0) {
+			ok++
+		}
+	}
+	if ok != 5 || !l.Allow(bundle.Addr{'Y'}, t0) {
+		t.Errorf("limiter let %d of a burst of 100 through (want 5), or punished another neighbour", ok)
+	}
+}
+
+func TestSpray(t *testing.T) {
+	if g, k := Spray(16); g != 8 || k != 8 {
+		t.Errorf("Spray(16) = %d,%d", g, k)
+	}
+	if g, _ := Spray(1); g != 0 {
+		t.Error("the last copy was given away")
+	}
+	if Decide(1, false, false, false) != Hold || Decide(1, true, false, false) != Forward || Decide(4, false, false, false) != Copy {
+		t.Error("spray-and-wait decisions wrong")
+	}
+}

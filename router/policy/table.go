@@ -1,0 +1,335 @@
+package policy
+
+import (
+	"bytes"
+	"sort"
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+)
+
+// MaxMetric bounds route metrics: a route at or beyond it is unreachable
+// and never advertised (it is also below bundle.MaxHopLimit, the largest
+// value an announce may carry).
+const MaxMetric = 60
+
+// Route is one way to reach a destination: through neighbour Via at
+// Metric units (see Units). Reported is what Via announced.
+type Route struct {
+	Dest, Via bundle.Addr
+	Metric    uint8
+	Reported  uint8
+	// Live is true while Via keeps advertising the route (or, for a direct
+	// route, while a link to Via is up).
+	Live bool
+	// Feasible is false for a route that failed the feasibility condition
+	// when it was learned: it may still hold bundles as a custodian but
+	// is never the live choice, so it cannot close a loop.
+	Feasible bool
+	// Seen is when the route was last advertised or the link last up.
+	Seen time.Time
+}
+
+type destEntry struct {
+	// fd is the feasible distance: the smallest metric this node has had
+	// for the destination since the entry was last reset. A neighbour's
+	// route is feasible only if it reports a metric strictly below fd, so
+	// no neighbour that routes through us can be chosen (loop freedom by
+	// the feasibility condition of DUAL and Babel, without sequence
+	// numbers).
+	fd     uint8
+	lostAt time.Time // when the last live feasible route went away
+	routes map[bundle.Addr]*Route
+}
+
+// TableConfig tunes a Table.
+type TableConfig struct {
+	// LiveFor is how long a learned route stays live without being
+	// advertised again (route expiry). Default 3 announce intervals, 90 s.
+	LiveFor time.Duration
+	// StaleFor is how long a stale route is kept as a custodian. Default 24 h.
+	StaleFor time.Duration
+	// HoldDown is how long a destination must be without any live route
+	// before its feasible distance resets, letting longer routes in.
+	// Default 2 × LiveFor.
+	HoldDown time.Duration
+}
+
+// Table is a distance-vector route table with split horizon, route expiry
+// and the feasibility condition.
+type Table struct {
+	self  bundle.Addr
+	cfg   TableConfig
+	dests map[bundle.Addr]*destEntry
+	// penalty, when set, adds units to routes through a neighbour
+	// (reputation).
+	penalty func(via bundle.Addr) uint8
+}
+
+// NewTable returns an empty table for node self.
+func NewTable(self bundle.Addr, cfg TableConfig) *Table {
+	if cfg.LiveFor <= 0 {
+		cfg.LiveFor = 90 * time.Second
+	}
+	if cfg.StaleFor <= 0 {
+		cfg.StaleFor = 24 * time.Hour
+	}
+	if cfg.HoldDown <= 0 {
+		cfg.HoldDown = 2 * cfg.LiveFor
+	}
+	return &Table{self: self, cfg: cfg, dests: make(map[bundle.Addr]*destEntry)}
+}
+
+// SetPenalty installs a per-neighbour metric penalty (nil: none).
+func (t *Table) SetPenalty(p func(via bundle.Addr) uint8) { t.penalty = p }
+
+func (t *Table) entry(dest bundle.Addr) *destEntry {
+	e := t.dests[dest]
+	if e == nil {
+		e = &destEntry{fd: MaxMetric, routes: make(map[bundle.Addr]*Route)}
+		t.dests[dest] = e
+	}
+	return e
+}
+
+// NeighbourUp records a direct route to n over a link worth units.
+func (t *Table) NeighbourUp(n bundle.Addr, units uint8, now time.Time) bool {
+	return t.update(n, n, 0, units, now)
+}
+
+// NeighbourDown marks every route through n stale.
+func (t *Table) NeighbourDown(n bundle.Addr, now time.Time) bool {
+	changed := false
+	for _, e := range t.dests {
+		if r := e.routes[n]; r != nil && r.Live {
+			r.Live, r.Seen, changed = false, now, true
+			t.noteLoss(e, now)
+		}
+	}
+	return changed
+}
+
+// update applies one advertised route: via reports reported units to dest,
+// over a link worth units.
+func (t *Table) update(dest, via bundle.Addr, reported, units uint8, now time.Time) bool {
+	if dest == t.self {
+		return false
+	}
+	metric := int(reported) + int(units)
+	e := t.entry(dest)
+	t.maybeReset(e, now)
+	r := e.routes[via]
+	if metric >= MaxMetric {
+		if r != nil && r.Live {
+			r.Live, r.Seen = false, now
+			t.noteLoss(e, now)
+			return true
+		}
+		return false
+	}
+	feasible := dest == via || reported < e.fd
+	changed := r == nil || !r.Live || r.Metric != uint8(metric) || r.Feasible != feasible
+	if r == nil {
+		r = &Route{Dest: dest, Via: via}
+		e.routes[via] = r
+	}
+	r.Metric, r.Reported, r.Live, r.Feasible, r.Seen = uint8(metric), reported, true, feasible, now
+	if feasible && uint8(metric) < e.fd {
+		e.fd = uint8(metric)
+	}
+	return changed
+}
+
+// noteLoss remembers when a destination lost its last live feasible route.
+func (t *Table) noteLoss(e *destEntry, now time.Time) {
+	for _, r := range e.routes {
+		if r.Live && r.Feasible {
+			return
+		}
+	}
+	if e.lostAt.IsZero() {
+		e.lostAt = now
+	}
+}
+
+func (t *Table) maybeReset(e *destEntry, now time.Time) {
+	if !e.lostAt.IsZero() && now.Sub(e.lostAt) >= t.cfg.HoldDown {
+		e.fd, e.lostAt = MaxMetric, time.Time{}
+		for _, r := range e.routes {
+			if r.Live {
+				r.Feasible = r.Dest == r.Via || r.Reported < MaxMetric
+				if r.Feasible && r.Metric < e.fd {
+					e.fd = r.Metric
+				}
+			}
+		}
+	}
+	for _, r := range e.routes {
+		if r.Live && r.Feasible {
+			e.lostAt = time.Time{}
+			return
+		}
+	}
+}
+
+// Learn applies a whole announce from neighbour from, reached over a link
+// worth units: listed routes become live, routes through from that it no
+// longer lists turn stale. It reports whether routing may have changed.
+func (t *Table) Learn(from bundle.Addr, units uint8, routes []bundle.Route, now time.Time) bool {
+	changed := t.update(from, from, 0, units, now)
+	listed := make(map[bundle.Addr]bool, len(routes))
+	for _, r := range routes {
+		if r.Dest == t.self || r.Dest == from {
+			continue
+		}
+		listed[r.Dest] = true
+		if t.update(r.Dest, from, r.Hops, units, now) {
+			changed = true
+		}
+	}
+	for dest, e := range t.dests {
+		if r := e.routes[from]; r != nil && dest != from && r.Live && !listed[dest] {
+			r.Live, r.Seen, changed = false, now, true
+			t.noteLoss(e, now)
+		}
+	}
+	return changed
+}
+
+// Expire turns learned routes not refreshed within LiveFor stale (direct
+// routes stay live while their link is up: the caller refreshes them with
+// NeighbourUp), and drops stale routes older than StaleFor.
+func (t *Table) Expire(now time.Time) bool {
+	changed := false
+	for dest, e := range t.dests {
+		for via, r := range e.routes {
+			switch {
+			case r.Live && dest != via && now.Sub(r.Seen) > t.cfg.LiveFor:
+				r.Live, changed = false, true
+				t.noteLoss(e, now)
+			case !r.Live && now.Sub(r.Seen) > t.cfg.StaleFor:
+				delete(e.routes, via)
+			}
+		}
+		t.maybeReset(e, now)
+		if len(e.routes) == 0 {
+			delete(t.dests, dest)
+		}
+	}
+	return changed
+}
+
+func (t *Table) metric(r *Route) int {
+	m := int(r.Metric)
+	if t.penalty != nil {
+		m += int(t.penalty(r.Via))
+	}
+	return m
+}
+
+// NextHop picks the neighbour for dest, never exclude. Preference: a live,
+// feasible route through a neighbour that is up, lowest metric (ties by
+// address); then the freshest stale route through a neighbour that is up
+// (a custodian that may meet the destination again); then the freshest
+// stale route at all (wait for that neighbour). live reports whether the
+// choice is a live route.
+func (t *Table) NextHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (via bundle.Addr, live, ok bool) {
+	e := t.dests[dest]
+	if e == nil {
+		return bundle.Addr{}, false, false
+	}
+	var best *Route
+	bestRank, bestMetric := 3, 0
+	for _, r := range e.routes {
+		if r.Via == exclude {
+			continue
+		}
+		u := up(r.Via)
+		rank := 2
+		switch {
+		case r.Live && r.Feasible && u && t.metric(r) < MaxMetric:
+			rank = 0
+		case u:
+			rank = 1
+		}
+		m := t.metric(r)
+		better := best == nil || rank < bestRank
+		if !better && rank == bestRank {
+			if rank == 0 {
+				better = m < bestMetric || (m == bestMetric && bytes.Compare(r.Via[:], best.Via[:]) < 0)
+			} else {
+				better = r.Seen.After(best.Seen) || (r.Seen.Equal(best.Seen) && bytes.Compare(r.Via[:], best.Via[:]) < 0)
+			}
+		}
+		if better {
+			best, bestRank, bestMetric = r, rank, m
+		}
+	}
+	if best == nil {
+		return bundle.Addr{}, false, false
+	}
+	return best.Via, bestRank == 0, true
+}
+
+// HasLive reports whether dest has a live feasible route through a
+// neighbour that is up.
+func (t *Table) HasLive(dest bundle.Addr, up func(bundle.Addr) bool) bool {
+	_, live, _ := t.NextHop(dest, bundle.Addr{}, up)
+	return live
+}
+
+// Advertise lists the routes to announce to neighbour to, best first: this
+// node itself (metric 0) and the best live feasible route to every other
+// destination that does not go through to (split horizon). At most limit
+// routes (limit <= 0: all); the nearest destinations are kept, so a
+// budget-limited radio announce still serves its neighbourhood.
+func (t *Table) Advertise(to bundle.Addr, limit int) []bundle.Route {
+	out := []bundle.Route{{Dest: t.self, Hops: 0}}
+	for dest, e := range t.dests {
+		if dest == to {
+			continue
+		}
+		best := MaxMetric
+		for via, r := range e.routes {
+			if r.Live && r.Feasible && via != to && t.metric(r) < best {
+				best = t.metric(r)
+			}
+		}
+		if best < MaxMetric {
+			out = append(out, bundle.Route{Dest: dest, Hops: uint8(best)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Hops != out[j].Hops {
+			return out[i].Hops < out[j].Hops
+		}
+		return bytes.Compare(out[i].Dest[:], out[j].Dest[:]) < 0
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Routes lists every route, by destination then metric.
+func (t *Table) Routes() []Route {
+	var out []Route
+	for _, e := range t.dests {
+		for _, r := range e.routes {
+			out = append(out, *r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if c := bytes.Compare(out[i].Dest[:], out[j].Dest[:]); c != 0 {
+			return c < 0
+		}
+		if out[i].Metric != out[j].Metric {
+			return out[i].Metric < out[j].Metric
+		}
+		return bytes.Compare(out[i].Via[:], out[j].Via[:]) < 0
+	})
+	return out
+}
+
+// Len is the number of destinations known.
+func (t *Table) Len() int { return len(t.dests) }
