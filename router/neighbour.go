@@ -228,7 +228,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.expired })
 			acks = append(acks, b.ID)
 			continue
-		case r.cfg.Store.Has(b.ID):
+		case r.cfg.Store.Has(b.ID) && !r.cameBack(b, n.addr):
 			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.duplicate })
 			acks = append(acks, b.ID)
 			continue
@@ -240,6 +240,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 		rec := store.Record{
 			ID: b.ID, Dest: b.Dest, From: n.addr, Raw: f,
 			Received: now.UnixMilli(), Expires: now.Add(rem).UnixMilli(),
+			Readmit: b.Dest != r.cfg.Self, // only a bundle that cameBack gets here seen
 		}
 		if b.Dest == r.cfg.Self {
 			rec.NextHop = r.cfg.Self
@@ -259,6 +260,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 				r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.stored })
 				acks = append(acks, recs[i].ID)
 				hops[recs[i].NextHop] = true
+				r.origins.put(recs[i].ID, n.addr)
 			case errors.Is(err, store.ErrDuplicate):
 				r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.duplicate })
 				acks = append(acks, recs[i].ID)
@@ -364,4 +366,62 @@ func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 		}
 	}
 	wake(n.wake)
+}
+
+// cameBack reports whether a bundle this node has seen is back round a
+// routing loop: it is not for us, we no longer hold it (we passed custody
+// on), and it arrives from another neighbour than the one that first handed
+// it to us. Acknowledging it as a duplicate would lose its only copy, so the
+// router takes custody again and routes it away from where it came from. A
+// copy from the same neighbour is a retransmission (our ack was lost) and
+// stays a duplicate.
+func (r *Router) cameBack(b *bundle.Bundle, from bundle.Addr) bool {
+	if b.Dest == r.cfg.Self {
+		return false
+	}
+	orig, ok := r.origins.get(b.ID)
+	if !ok || orig == from {
+		return false
+	}
+	if _, err := r.cfg.Store.Get(b.ID); err == nil {
+		return false // still held here: a plain duplicate
+	}
+	r.log.Info("bundle came back round a loop; taking custody again", "bundle", b.ID.String(), "from", addrString(from), "first_from", addrString(orig))
+	return true
+}
+
+// origins remembers, for recently stored bundles, which neighbour handed
+// each over; bounded (the oldest entries are forgotten first). After a
+// restart it is empty: a looping bundle is then taken for a duplicate, the
+// behaviour before this existed.
+type origins struct {
+	mu   sync.Mutex
+	m    map[bundle.ID]bundle.Addr
+	ring []bundle.ID
+	next int
+}
+
+func newOrigins(size int) *origins {
+	return &origins{m: make(map[bundle.ID]bundle.Addr, size), ring: make([]bundle.ID, size)}
+}
+
+func (o *origins) put(id bundle.ID, from bundle.Addr) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.m[id]; ok {
+		return
+	}
+	if old := o.ring[o.next]; old != (bundle.ID{}) {
+		delete(o.m, old)
+	}
+	o.ring[o.next] = id
+	o.next = (o.next + 1) % len(o.ring)
+	o.m[id] = from
+}
+
+func (o *origins) get(id bundle.ID) (bundle.Addr, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	a, ok := o.m[id]
+	return a, ok
 }

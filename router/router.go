@@ -84,6 +84,7 @@ type Router struct {
 	localWake chan struct{}
 	changed   chan struct{}
 	announce  uint64
+	origins   *origins
 }
 
 // New starts a router. Close stops it.
@@ -120,6 +121,7 @@ func New(cfg Config) (*Router, error) {
 		ctx: ctx, cancel: cancel,
 		nbrs: make(map[bundle.Addr]*neighbour), dials: make(map[string]*dialState),
 		localWake: make(chan struct{}, 1), changed: make(chan struct{}, 1),
+		origins: newOrigins(1 << 16),
 	}
 	r.wg.Add(3)
 	go r.localLoop()

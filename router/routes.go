@@ -126,45 +126,37 @@ func (t *table) expire(now time.Time) {
 }
 
 // nextHop picks the neighbour for dest. Preference: a live route through a
-// neighbour that is up, fewest hops; then the freshest stale route through
-// a neighbour that is up (it may hold the bundle until the destination
-// returns); then the freshest stale route at all (wait for that neighbour).
-// exclude is never chosen (the neighbour a bundle came from). ok is false
-// when nothing is known.
+// neighbour that is up, fewest hops; otherwise (no live path now) the stale
+// route that was closest to the destination when last seen — fewest hops,
+// then freshest — whether or not that neighbour is up: the node that last
+// reached a destination (often its direct neighbour) is where a bundle
+// should wait. Preferring any stale route through a neighbour that is up
+// would send bundles round in circles among nodes that all lost the
+// destination. exclude is never chosen (the neighbour a bundle came from).
+// ok is false when nothing is known.
 func (t *table) nextHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (bundle.Addr, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var best *route
-	rank := func(r *route) int {
-		switch {
-		case r.live && up(r.via):
-			return 0
-		case up(r.via):
-			return 1
-		default:
-			return 2
-		}
-	}
+	bestLive := false
 	for via, r := range t.routes[dest] {
 		if via == exclude {
 			continue
 		}
-		if best == nil {
-			best = r
+		live := r.live && up(via)
+		switch {
+		case best == nil, live && !bestLive:
+		case bestLive != live:
+			continue
+		case r.hops < best.hops:
+		case r.hops > best.hops:
+			continue
+		case live && string(r.via[:]) < string(best.via[:]):
+		case !live && r.seen.After(best.seen):
+		default:
 			continue
 		}
-		rb, rr := rank(best), rank(r)
-		switch {
-		case rr < rb:
-			best = r
-		case rr > rb:
-		case rr == 0 && r.hops < best.hops:
-			best = r
-		case rr == 0 && r.hops == best.hops && string(r.via[:]) < string(best.via[:]):
-			best = r
-		case rr > 0 && r.seen.After(best.seen):
-			best = r
-		}
+		best, bestLive = r, live
 	}
 	if best == nil {
 		return bundle.Addr{}, false

@@ -64,7 +64,12 @@ func (s *Store) Put(recs ...Record) []error {
 func (s *Store) putOne(tx *bolt.Tx, r *Record, now int64) (refused, err error) {
 	seen := tx.Bucket(bktSeen)
 	if seen.Get(r.ID[:]) != nil {
-		return ErrDuplicate, nil
+		// A seen ID is a duplicate, unless the caller re-admits a bundle
+		// that left this store and came back (a routing loop): then the
+		// only copy would otherwise be lost. A stored one stays a duplicate.
+		if !r.Readmit || tx.Bucket(bktBundles).Get(r.ID[:]) != nil {
+			return ErrDuplicate, nil
+		}
 	}
 	size := int64(len(r.Raw))
 	meta := tx.Bucket(bktMeta)

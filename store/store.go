@@ -111,6 +111,10 @@ type Record struct {
 	Raw      []byte      // the encoded bundle
 	Received int64       // local unix ms when stored; Put fills it in when zero
 	Expires  int64       // local unix ms after which it is dropped; must be > 0
+	// Readmit (Put only, not stored) accepts an ID that is in the seen set
+	// but no longer stored: a bundle that came back round a routing loop,
+	// whose only copy this is. A stored ID is still refused as duplicate.
+	Readmit bool
 }
 
 // Stats is a snapshot of what the store holds.

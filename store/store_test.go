@@ -613,3 +613,28 @@ func TestAllListsEveryRecord(t *testing.T) {
 		t.Fatalf("All(2) = %d records", len(two))
 	}
 }
+
+func TestReadmitABundleThatCameBack(t *testing.T) {
+	s := openTest(t, Options{})
+	r := Record{ID: bundle.ID{9}, Dest: bundle.Addr{1}, Raw: []byte("x"), Expires: 1 << 50}
+	if err := s.Put(r)[0]; err != nil {
+		t.Fatal(err)
+	}
+	r2 := r
+	r2.Readmit = true
+	if err := s.Put(r2)[0]; !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("re-admitting a stored bundle: %v, want ErrDuplicate", err)
+	}
+	if err := s.Delete(r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(r)[0]; !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("a late copy without Readmit: %v, want ErrDuplicate", err)
+	}
+	if err := s.Put(r2)[0]; err != nil {
+		t.Fatalf("re-admitting a bundle that left and came back: %v", err)
+	}
+	if _, err := s.Get(r.ID); err != nil {
+		t.Fatal(err)
+	}
+}
