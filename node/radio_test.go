@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ternmesh/tern/chat"
+	"github.com/ternmesh/tern/lora/region"
 	"github.com/ternmesh/tern/transports"
 	"github.com/ternmesh/tern/transports/radiolink"
 )
@@ -157,5 +158,75 @@ func TestAmateurRadioNeverCarriesCiphertext(t *testing.T) {
 	}
 	if hist, _ := b.Chat().History("", 0); len(hist) != 1 {
 		t.Errorf("bob has %d messages, want only the clear one: %v", len(hist), fmt.Sprint(hist))
+	}
+}
+
+// slowDevice is a chanDevice whose frames each take two seconds of air by
+// the airtime model (a slow LoRa setting).
+type slowDevice struct{ *chanDevice }
+
+func (slowDevice) TimeOnAir(n int) time.Duration { return 2 * time.Second }
+
+// TestSpentAirtimeBudgetQueuesAndSaysWhen: with an EU868 1 % sub-band, the
+// radio stops at the legal limit; a message written then is queued, not
+// refused, and the neighbour's figures say when the next frame may go.
+func TestSpentAirtimeBudgetQueuesAndSaysWhen(t *testing.T) {
+	eu, _ := region.Lookup("EU868")
+	band, err := eu.Channel(868_100_000, 125_000)
+	if err != nil || band.DutyCycle != 0.01 {
+		t.Fatalf("868.1 MHz: %+v %v", band, err)
+	}
+	air := &ether{}
+	start := func(name string, usedBefore time.Duration) *Node {
+		n, err := Open(Config{DataDir: t.TempDir(), Name: name, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := slowDevice{air.device()}
+		budget := region.NewBudget(band, time.Now)
+		// Airtime this radio already used in the last hour (earlier
+		// traffic): a real hour of waiting is not needed to reach the limit.
+		if usedBefore > 0 {
+			budget.Commit(time.Now().Add(-10*time.Minute), usedBefore)
+		}
+		radios := map[string]RadioOpener{"fake": func(ctx context.Context, u *url.URL) (radiolink.Device, radiolink.Config, error) {
+			return dev, radiolink.Config{Budget: budget, HelloInterval: time.Hour}, nil
+		}}
+		if err := n.Start(Links{Radios: radios}, []string{"fake://air"}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a, b := start("alice", 34*time.Second), start("bob", 0)
+	a.Chat().AddContact(b.Card(), "")
+	waitUntil(t, "alice hears bob", func() bool {
+		for _, p := range a.Router().Peers() {
+			if p.Radio != nil {
+				return true
+			}
+		}
+		return false
+	})
+	// 34 s used + alice's 2 s hello = the 36 s an hour that 1 % allows.
+	rec, err := a.Chat().Send("bob", "the budget will not allow this today")
+	if err != nil || rec.State != chat.StateQueued {
+		t.Fatalf("send while the budget runs out: %+v %v, want queued", rec, err)
+	}
+	var info *transports.RadioInfo
+	waitUntil(t, "the radio reports the budget spent and when it frees", func() bool {
+		for _, p := range a.Router().Peers() {
+			if p.Radio != nil && p.Radio.NextFree.After(time.Now().Add(30*time.Minute)) {
+				info = p.Radio
+				return true
+			}
+		}
+		return false
+	})
+	if info.AirtimeUsed > 36*time.Second {
+		t.Errorf("airtime used %v is over the 36 s an hour that 1 %% allows", info.AirtimeUsed)
+	}
+	if info.Queued == 0 {
+		t.Errorf("nothing queued while the budget is spent: %+v", info)
 	}
 }

@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ternmesh/tern/router"
+	"github.com/ternmesh/tern/transports"
 )
 
 func TestCLIExplainsMistakes(t *testing.T) {
@@ -79,5 +83,19 @@ func TestLoRaChannelOutsideTheRulesExplained(t *testing.T) {
 	b, err := loraBudget("", 868_100_000, 125_000)
 	if err != nil || b.Band().DutyCycle != 0.01 {
 		t.Fatalf("868.1 MHz: %v %+v, want the 1 %% sub-band", err, b)
+	}
+}
+
+func TestPeersSaysWhenASpentRadioSendsAgain(t *testing.T) {
+	var out bytes.Buffer
+	printPeers(&out, []router.PeerInfo{{
+		Neighbour: "0123456789abcdef0123456789abcdef", State: "up",
+		Radio: &transports.RadioInfo{Radio: "rnode:/dev/ttyUSB0", RSSI: -112, SNR: -3.5, AirtimeUsed: 36 * time.Second,
+			NextFree: time.Now().Add(42 * time.Minute), Queued: 4},
+	}})
+	for _, want := range []string{"RSSI -112 dBm, SNR -3.5 dB", "airtime used 36s", "4 frames queued", "airtime budget spent, next frame at", "(in 42m"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("tern peers lacks %q:\n%s", want, out.String())
+		}
 	}
 }
