@@ -187,6 +187,14 @@ func (r *Router) processFrames(n *neighbour, l transports.Link, frames <-chan []
 			}
 		}
 		r.handleBatch(n, l, batch)
+		// Everything the batch needed is now on disk or copied: recycle
+		// the receive buffers (bulk transfers would otherwise allocate a
+		// buffer per bundle).
+		if rl, ok := l.(transports.ReleaseLink); ok {
+			for _, f := range batch {
+				rl.Release(f)
+			}
+		}
 	}
 }
 

@@ -75,6 +75,14 @@ type StatsLink interface {
 	Stats() Stats
 }
 
+// ReleaseLink is an optional capability of links that recycle receive
+// buffers: after Release(f) the caller must not touch f again, and the link
+// may reuse its memory for a later frame. Callers that keep frames simply
+// never call it.
+type ReleaseLink interface {
+	Release(frame []byte)
+}
+
 // DatagramLink is an optional capability of links that can also carry
 // unreliable, unordered datagrams beside the frame pipe (QUIC RFC 9221),
 // used for live voice. SendDatagram never blocks for long and may drop.

@@ -79,9 +79,11 @@ func BenchmarkBulk1MiB(b *testing.B) {
 			errc <- nil
 		}()
 		for i := 0; i < n; i++ {
-			if f, err := lb.Recv(ctx); err != nil || len(f) != size {
+			f, err := lb.Recv(ctx)
+			if err != nil || len(f) != size {
 				b.Fatalf("link Recv: %d bytes, %v", len(f), err)
 			}
+			lb.Release(f) // as the router does once the frame is stored
 		}
 		if err := <-errc; err != nil {
 			b.Fatal(err)

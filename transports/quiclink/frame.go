@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Wire format of a Tern QUIC link (ALPN "tern/1").
@@ -66,7 +67,11 @@ func appendHeader(b []byte, n int) []byte {
 // ends cleanly between frames, io.ErrUnexpectedEOF when r ends inside one,
 // an error wrapping errFrameTooLong for a length above max, and r's own
 // error otherwise. Memory grows with the bytes actually received.
-func readFrame(r io.Reader, max int) ([]byte, error) {
+func readFrame(r io.Reader, max int) ([]byte, error) { return readFrameFrom(r, max, nil) }
+
+// readFrameFrom is readFrame taking the buffer of a large frame (up to
+// allocStep) from pool, when pool is not nil.
+func readFrameFrom(r io.Reader, max int, pool *bufPool) ([]byte, error) {
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
@@ -76,14 +81,19 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 		return nil, fmt.Errorf("peer declared a frame of %d bytes, above the %d-byte MTU (peer is buggy or not a Tern node): %w", n, max, errFrameTooLong)
 	}
 	size := int(n)
-	buf := make([]byte, 0, min(size, allocStep))
+	var buf []byte
+	if pool != nil && size >= poolMin && size <= allocStep {
+		buf = pool.get(size)[:0]
+	} else {
+		buf = make([]byte, 0, min(size, allocStep))
+	}
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
 			grown := make([]byte, len(buf), min(size, 2*cap(buf)))
 			copy(grown, buf)
 			buf = grown
 		}
-		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		k, err := io.ReadFull(r, buf[len(buf):min(cap(buf), size)])
 		buf = buf[:len(buf)+k]
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -93,4 +103,40 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// poolMin is the smallest frame whose buffer is pooled: below it the
+// allocation is cheap; above it, a bulk transfer of 1 MiB bundles would
+// otherwise allocate (and the GC sweep) a megabyte per frame.
+const poolMin = 64 << 10
+
+// bufPool recycles large receive buffers in power-of-two size classes from
+// poolMin to allocStep. A buffer comes back only through Link.Release.
+type bufPool struct {
+	classes [12]sync.Pool // 64 KiB << i, i = 0..4 used (up to 1 MiB)
+}
+
+func poolClass(n int) int {
+	c := 0
+	for (poolMin << c) < n {
+		c++
+	}
+	return c
+}
+
+func (p *bufPool) get(n int) []byte {
+	c := poolClass(n)
+	if b, ok := p.classes[c].Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return make([]byte, n, poolMin<<c)
+}
+
+func (p *bufPool) put(b []byte) {
+	c := cap(b)
+	if c < poolMin || c > allocStep || c&(c-1) != 0 {
+		return // not one of ours
+	}
+	b = b[:c]
+	p.classes[poolClass(c)].Put(&b)
 }

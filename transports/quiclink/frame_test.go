@@ -77,3 +77,26 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestPooledFramesKeepTheirBoundaries: a pooled buffer is larger than the
+// frame it carries; reading must still stop at the frame's end.
+func TestPooledFramesKeepTheirBoundaries(t *testing.T) {
+	var stream bytes.Buffer
+	sizes := []int{poolMin + 1, 100, 3 * poolMin, poolMin}
+	for i, n := range sizes {
+		stream.Write(appendFrameHeader(n))
+		stream.Write(bytes.Repeat([]byte{byte(i + 1)}, n))
+	}
+	var p bufPool
+	for i, n := range sizes {
+		f, err := readFrameFrom(&stream, MTU, &p)
+		if err != nil || len(f) != n || f[0] != byte(i+1) || f[n-1] != byte(i+1) {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(f), err)
+		}
+		p.put(f) // recycled: the next large frame reuses it
+	}
+}
+
+func appendFrameHeader(n int) []byte {
+	return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+}

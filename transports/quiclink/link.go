@@ -42,6 +42,7 @@ type Link struct {
 	bulk    *quic.SendStream
 
 	recvQ chan []byte
+	pool  bufPool // large receive buffers, returned through Release
 
 	closed    chan struct{} // local Close
 	done      chan struct{} // link dead for any reason
@@ -271,7 +272,7 @@ func (l *Link) readStream(s *quic.ReceiveStream) {
 		return
 	}
 	for {
-		f, err := readFrame(r, MTU)
+		f, err := readFrameFrom(r, MTU, &l.pool)
 		if err != nil {
 			var se *quic.StreamError
 			switch {
@@ -333,6 +334,10 @@ func (l *Link) got(f []byte) []byte {
 	l.bytesIn.Add(uint64(len(f)))
 	return f
 }
+
+// Release implements transports.ReleaseLink: the caller is done with a
+// frame Recv returned, and its buffer may carry a later frame.
+func (l *Link) Release(f []byte) { l.pool.put(f) }
 
 // MTU implements transports.Link: 16 MiB.
 func (l *Link) MTU() int { return MTU }
