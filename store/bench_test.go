@@ -45,35 +45,14 @@ func BenchmarkPutDurable(b *testing.B) {
 
 // BenchmarkPutDelete is a forwarding node's cycle: store a bundle durably,
 // then delete it durably once the next hop took custody.
-func BenchmarkPutDelete(b *testing.B) {
-	s := openTest(b, Options{})
-	exp := time.Now().Add(time.Hour).UnixMilli()
-	var next atomic.Uint64
-	b.SetParallelism(benchCallers)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			r := benchRecord(next.Add(1), exp)
-			if err := s.Put(r)[0]; err != nil {
-				b.Error(err)
-				return
-			}
-			if err := s.Delete(r.ID); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	if c := s.commits.Load(); c > 0 {
-		b.ReportMetric(float64(c)/b.Elapsed().Seconds(), "commits/s")
-	}
-}
+func BenchmarkPutDelete(b *testing.B) { benchPutDelete(b, Options{}) }
 
 // BenchmarkPutDeleteBoltBatch is BenchmarkPutDelete on bbolt's timer-based
 // DB.Batch instead of the store's committer, for comparison.
-func BenchmarkPutDeleteBoltBatch(b *testing.B) {
-	s := openTest(b, Options{useBoltBatch: true})
+func BenchmarkPutDeleteBoltBatch(b *testing.B) { benchPutDelete(b, Options{useBoltBatch: true}) }
+
+func benchPutDelete(b *testing.B, opts Options) {
+	s := openTest(b, opts)
 	exp := time.Now().Add(time.Hour).UnixMilli()
 	var next atomic.Uint64
 	b.SetParallelism(benchCallers)
