@@ -19,7 +19,7 @@ func TestChatSurvivesFastLinkOutage(t *testing.T) {
 		Bandwidth: 2000, Latency: 150 * time.Millisecond, MTU: 255 * 8})
 	a.r.AddLink(slowA)
 	b.r.AddLink(slowB)
-	fastA, _ := connect(a, b) // newest link: preferred
+	fastA, _ := connect(a, b) // the faster link: preferred
 	eventually(t, "A sees B", hasRoute(a, b.addr))
 
 	sent := 0

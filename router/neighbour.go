@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -51,19 +52,35 @@ func (n *neighbour) link() transports.Link {
 	return n.links[len(n.links)-1].l
 }
 
-// linkFor returns the newest link that may carry a bundle of kind k: an
-// end-to-end encrypted data bundle never goes on a clear-only (amateur)
-// link; signed plaintext and hop-by-hop control go on any.
+// linkFor returns the link to carry a bundle of kind k: an end-to-end
+// encrypted data bundle never goes on a clear-only (amateur) link; signed
+// plaintext and hop-by-hop control go on any. Among the eligible links a
+// link that is not a shared radio comes first, then the shortest measured
+// round trip (a neighbour seen on the LAN and over the internet is reached
+// over the LAN), then the newest. When the chosen link dies the next one
+// takes over, and custody resends what was in flight.
 func (n *neighbour) linkFor(k bundle.Kind) transports.Link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	var best transports.Link
+	var bestKey [2]float64
 	for i := len(n.links) - 1; i >= 0; i-- {
 		l := n.links[i].l
-		if k != bundle.KindData || !transports.IsClearOnly(l) {
-			return l
+		if k == bundle.KindData && transports.IsClearOnly(l) {
+			continue
+		}
+		key := [2]float64{0, math.Inf(1)} // [radio?, rtt]
+		if _, radio := l.(transports.RadioLink); radio {
+			key[0] = 1
+		}
+		if s, ok := l.(transports.StatsLink); ok && s.Stats().RTTMillis > 0 {
+			key[1] = s.Stats().RTTMillis
+		}
+		if best == nil || key[0] < bestKey[0] || key[0] == bestKey[0] && key[1] < bestKey[1] {
+			best, bestKey = l, key
 		}
 	}
-	return nil
+	return best
 }
 
 // clearOnly reports whether every link now up to n forbids encryption.

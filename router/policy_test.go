@@ -68,3 +68,44 @@ func TestEncryptedBundlesNeverCrossAnAmateurLink(t *testing.T) {
 		}
 	}
 }
+
+// rttLink reports a fixed round-trip time.
+type rttLink struct {
+	spyLink
+	rtt float64
+}
+
+func (l rttLink) Stats() transports.Stats { return transports.Stats{RTTMillis: l.rtt} }
+
+// TestFasterLinkPreferredAndFallback: a neighbour reachable over two links
+// (LAN and internet) gets traffic over the faster one; when it dies the
+// other carries on and nothing is lost.
+func TestFasterLinkPreferredAndFallback(t *testing.T) {
+	a, b := newTestNode(t, 'A'), newTestNode(t, 'B')
+	lanA, lanB := transports.NewMemPair(transports.MemOptions{AddrA: a.addr, AddrB: b.addr})
+	wanA, wanB := transports.NewMemPair(transports.MemOptions{AddrA: a.addr, AddrB: b.addr})
+	lan := rttLink{spyLink{lanA, make(chan []byte, 256)}, 0.4}
+	wan := rttLink{spyLink{wanA, make(chan []byte, 256)}, 48}
+	a.r.AddLink(lan)
+	a.r.AddLink(wan) // newest, but slower
+	b.r.AddLink(lanB)
+	b.r.AddLink(wanB)
+	eventually(t, "A sees B", hasRoute(a, b.addr))
+	a.r.Submit(dataBundle(t, b.addr, "over the LAN"))
+	waitArrival(t, b, "over the LAN")
+	dataOn := func(s spyLink) int {
+		n := 0
+		for len(s.sent) > 0 {
+			if x, _ := bundle.Unmarshal(<-s.sent); x != nil && x.Kind == bundle.KindData {
+				n++
+			}
+		}
+		return n
+	}
+	if l, w := dataOn(lan.spyLink), dataOn(wan.spyLink); l != 1 || w != 0 {
+		t.Fatalf("data frames: LAN %d, internet %d; want the LAN", l, w)
+	}
+	lanA.Close() // the LAN goes away
+	a.r.Submit(dataBundle(t, b.addr, "over the internet"))
+	waitArrival(t, b, "over the internet")
+}

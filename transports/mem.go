@@ -289,7 +289,9 @@ func (l *MemLink) Stats() Stats {
 	return Stats{
 		FramesIn: l.framesIn.Load(), FramesOut: l.framesOut.Load(),
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
-		RTTMillis: 2 * float64(l.pair.opts.Latency) / float64(time.Millisecond),
+		// Known exactly: twice the configured latency, plus a microsecond
+		// so an instant link reports a known RTT (0 would mean unknown).
+		RTTMillis: 2*float64(l.pair.opts.Latency)/float64(time.Millisecond) + 0.001,
 	}
 }
 
