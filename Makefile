@@ -40,3 +40,4 @@ clean:
 # The web UI tests drive Debian's Chromium (cmd/tern/web_test.go).
 DEB_PACKAGES += chromium
 DEB_PACKAGES += direwolf socat
+DEB_PACKAGES += qemu-user-static

@@ -25,6 +25,8 @@ func radioOpeners(log *slog.Logger) map[string]node.RadioOpener {
 			return openModem(ctx, u, log)
 		}
 	}
+	openers["kiss+tcp"], openers["kiss+serial"] = kissOpener(log), kissOpener(log)
+	openers[spiScheme] = newSPIOpener(log, spiEnv{})
 	return openers
 }
 
