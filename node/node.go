@@ -52,10 +52,11 @@ type Node struct {
 	chat   *chat.App
 	links  *store.KV
 
-	radios map[string]RadioOpener
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	radios      map[string]RadioOpener
+	radioChecks map[string]func(*url.URL) error
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 
 	mu        sync.Mutex
 	listeners []transports.Listener
@@ -151,13 +152,17 @@ type Links struct {
 	// Radios open shared-channel radios (LoRa, KISS) by URL scheme; each
 	// becomes a listener yielding one link per neighbour heard.
 	Radios map[string]RadioOpener
+	// RadioChecks validate a radio URL without touching hardware, so a
+	// mistyped link is refused when it is given (tern run, tern peer add)
+	// instead of being retried for ever.
+	RadioChecks map[string]func(*url.URL) error
 }
 
 // Start runs the router and the chat application, serves the listeners and
 // connects every link in urls and every link saved earlier with AddPeer.
 func (n *Node) Start(l Links, urls []string) error {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.radios = l.Radios
+	n.radios, n.radioChecks = l.Radios, l.RadioChecks
 	rc := n.cfg.Router
 	rc.Self = bundle.Addr(n.id.Address())
 	rc.Store = n.store
@@ -214,6 +219,11 @@ func (n *Node) connect(rawURL string, save bool) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" || u.Host == "" && u.Opaque == "" && u.Path == "" {
 		return fmt.Errorf("link URL %q is not a URL like quic://host:port", rawURL)
+	}
+	if check := n.radioChecks[u.Scheme]; check != nil {
+		if err := check(u); err != nil {
+			return fmt.Errorf("link %s: %w", rawURL, err)
+		}
 	}
 	if save {
 		v, _ := json.Marshal(savedLink{Added: n.cfg.Now().UnixMilli()})

@@ -56,6 +56,7 @@ func (n *Node) attachRadio(rawURL string, u *url.URL, open RadioOpener, opened f
 	defer dev.Close()
 	opened()
 	cfg.Self = bundle.Addr(n.id.Address())
+	cfg.Logger = n.log
 	if cfg.Name == "" {
 		cfg.Name = u.Scheme + ":" + u.Host + u.Path
 	}

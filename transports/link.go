@@ -138,10 +138,14 @@ type RadioInfo struct {
 	// NextFree is when the next frame may go; zero: now.
 	NextFree time.Time `json:"next_free"`
 	// Queued frames waiting for air time.
-	Queued                     int    `json:"queued"`
-	Collisions                 uint64 `json:"collisions"`
-	FramesIn, FramesOut        uint64 `json:"-"`
-	Retransmissions, FragsLost uint64 `json:"-"`
+	Queued          int    `json:"queued"`
+	Collisions      uint64 `json:"collisions"`
+	FramesIn        uint64 `json:"frames_in"`
+	FramesOut       uint64 `json:"frames_out"`
+	Retransmissions uint64 `json:"retransmissions"`
+	// TxErrors counts frames the radio failed to transmit (a hung chip,
+	// a modem gone).
+	TxErrors uint64 `json:"tx_errors"`
 }
 
 // RadioLink is an optional capability of links over a radio.

@@ -25,6 +25,8 @@ func TestCLIExplainsMistakes(t *testing.T) {
 		{[]string{"sas", "--data", dir}, "usage: tern sas <contact>"},
 		{[]string{"run", "--data", dir, "extra"}, "takes no arguments"},
 		{[]string{"run", "--data", dir, "--log-level", "loud"}, "use debug, info, warn or error"},
+		{[]string{"run", "--data", dir, "--listen", "127.0.0.1:0", "--web", "off", "--mdns", "off", "--link", "rnode:///dev/ttyUSB9?freq=700"}, "outside every region"},
+		{[]string{"run", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--web", "off", "--mdns", "off", "--link", "kiss+tcp://127.0.0.1:8001"}, "callsign"},
 	}
 	for _, c := range cases {
 		var out, errOut bytes.Buffer

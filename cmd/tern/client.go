@@ -206,8 +206,8 @@ func printPeers(out io.Writer, ps []router.PeerInfo) {
 	tw.Flush()
 	for _, p := range ps {
 		if r := p.Radio; r != nil {
-			fmt.Fprintf(out, "radio %s, neighbour %.8s: %s, airtime used %s, remaining %s, %d frames queued%s\n",
-				r.Radio, p.Neighbour, signalReport(r.RSSI, r.SNR), r.AirtimeUsed.Round(time.Millisecond), r.AirtimeRemaining.Round(time.Millisecond), r.Queued, nextFree(r.NextFree))
+			fmt.Fprintf(out, "radio %s, neighbour %.8s: %s, airtime used %s, remaining %s, %d frames queued%s%s\n",
+				r.Radio, p.Neighbour, signalReport(r.RSSI, r.SNR), r.AirtimeUsed.Round(time.Millisecond), r.AirtimeRemaining.Round(time.Millisecond), r.Queued, nextFree(r.NextFree), txErrors(r.TxErrors))
 		}
 	}
 }
@@ -294,6 +294,13 @@ func signalReport(rssi, snr float64) string {
 		return "no signal report from this radio"
 	}
 	return fmt.Sprintf("RSSI %.0f dBm, SNR %.1f dB", rssi, snr)
+}
+
+func txErrors(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d frames failed to transmit (see the log)", n)
 }
 
 // nextFree says when a radio whose airtime budget is spent may send again.

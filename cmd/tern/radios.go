@@ -11,6 +11,7 @@ import (
 	"github.com/ternmesh/tern/lora/modem"
 	"github.com/ternmesh/tern/lora/region"
 	"github.com/ternmesh/tern/node"
+	"github.com/ternmesh/tern/transports/kiss"
 	"github.com/ternmesh/tern/transports/radiolink"
 )
 
@@ -33,6 +34,21 @@ func radioOpeners(log *slog.Logger) map[string]node.RadioOpener {
 // openModem opens a serial LoRa modem (rnode://, e22://, rak3172://) and
 // applies the legal airtime limits of the region its frequency is in.
 func openModem(ctx context.Context, u *url.URL, log *slog.Logger) (radiolink.Device, radiolink.Config, error) {
+	cfg, budget, err := parseModem(u)
+	if err != nil {
+		return nil, radiolink.Config{}, err
+	}
+	cfg.Logger = log
+	m, err := modem.Open(ctx, cfg)
+	if err != nil {
+		return nil, radiolink.Config{}, err
+	}
+	return m, radiolink.Config{Budget: budget, Name: u.Scheme + ":" + cfg.Path}, nil
+}
+
+// parseModem reads a modem URL (our `region` key aside) and finds the
+// airtime budget of its channel, touching no hardware.
+func parseModem(u *url.URL) (modem.Config, *region.Budget, error) {
 	q := u.Query()
 	regionName := q.Get("region")
 	q.Del("region")
@@ -40,18 +56,24 @@ func openModem(ctx context.Context, u *url.URL, log *slog.Logger) (radiolink.Dev
 	mu.RawQuery = q.Encode()
 	cfg, err := modem.ParseURL(mu.String())
 	if err != nil {
-		return nil, radiolink.Config{}, err
+		return modem.Config{}, nil, err
 	}
-	cfg.Logger = log
 	budget, err := loraBudget(regionName, cfg.FrequencyHz, int64(cfg.LoRa.BandwidthHz))
-	if err != nil {
-		return nil, radiolink.Config{}, err
+	return cfg, budget, err
+}
+
+// radioChecks validate radio link URLs without opening anything, so that
+// `tern run --link` and `tern peer add` refuse a mistyped one at once.
+func radioChecks() map[string]func(*url.URL) error {
+	checks := map[string]func(*url.URL) error{
+		"kiss+tcp":    func(u *url.URL) error { _, err := kiss.ParseURL(u); return err },
+		"kiss+serial": func(u *url.URL) error { _, err := kiss.ParseURL(u); return err },
+		spiScheme:     func(u *url.URL) error { _, err := parseSPIRadio(u); return err },
 	}
-	m, err := modem.Open(ctx, cfg)
-	if err != nil {
-		return nil, radiolink.Config{}, err
+	for _, k := range []modem.Kind{modem.KindRNode, modem.KindE22, modem.KindRAK3172} {
+		checks[string(k)] = func(u *url.URL) error { _, _, err := parseModem(u); return err }
 	}
-	return m, radiolink.Config{Budget: budget, Name: u.Scheme + ":" + cfg.Path}, nil
+	return checks
 }
 
 // loraBudget returns the airtime budget of the sub-band a LoRa channel is

@@ -104,7 +104,7 @@ func runDaemon(ctx context.Context, rc runConfig, log *slog.Logger) error {
 		return fmt.Errorf("QUIC on %s: %w (choose another with --listen, or --listen off)", listen, err)
 	}
 	// The link registry: every scheme the daemon can dial.
-	links := node.Links{Dialers: map[string]transports.Dialer{}, Radios: radioOpeners(log)}
+	links := node.Links{Dialers: map[string]transports.Dialer{}, Radios: radioOpeners(log), RadioChecks: radioChecks()}
 	for _, s := range qt.Schemes() {
 		links.Dialers[s] = qt
 	}

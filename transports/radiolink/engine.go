@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -62,6 +63,9 @@ type Config struct {
 	// announces: 0.03 of 10 min.
 	ControlShare  float64
 	ControlWindow time.Duration
+	// Logger receives the radio's warnings (failed transmissions); nil
+	// discards them.
+	Logger *slog.Logger
 	// ClearOnly marks the radio as amateur radio: its links report
 	// ClearOnly, so the router never sends encrypted bundles over them.
 	ClearOnly bool

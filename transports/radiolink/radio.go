@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -32,6 +33,10 @@ type Radio struct {
 	pumpMu   sync.Mutex // serialises pump
 	timerAt  time.Time
 	stopTime func() bool
+
+	log        *slog.Logger
+	txErrors   uint64    // transmissions the device refused (guarded by mu)
+	lastTxWarn time.Time // rate limit of the warning
 }
 
 // Hooks connect a Radio to its medium.
@@ -54,8 +59,12 @@ func New(cfg Config, clock Clock, h Hooks) (*Radio, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	r := &Radio{eng: eng, clock: clock, name: cfg.Name, tx: h.Transmit, busy: h.Busy, losses: h.Losses,
-		links: make(map[bundle.Addr]*Link), wakeCh: make(chan struct{})}
+		links: make(map[bundle.Addr]*Link), wakeCh: make(chan struct{}), log: log}
 	r.kick()
 	return r, nil
 }
@@ -143,7 +152,21 @@ func (r *Radio) pump() {
 	}
 	r.mu.Unlock()
 	if frame != nil {
-		_ = r.tx(frame) // a failed transmission is a lost frame
+		if err := r.tx(frame); err != nil {
+			// A lost frame (repair and custody resend it); count it and
+			// say so, at most every 30 s, so a failing radio is visible.
+			r.mu.Lock()
+			r.txErrors++
+			n, now := r.txErrors, r.clock.Now()
+			warn := now.Sub(r.lastTxWarn) >= 30*time.Second
+			if warn {
+				r.lastTxWarn = now
+			}
+			r.mu.Unlock()
+			if warn {
+				r.log.Warn("radio could not transmit a frame", "radio", r.name, "failures_so_far", n, "err", err)
+			}
+		}
 	}
 	if !wake.IsZero() {
 		r.schedule(wake)
@@ -236,11 +259,13 @@ type RadioStats struct {
 	Queued int
 	// ReassemblyBytes held for incomplete incoming messages.
 	ReassemblyBytes int
+	// TxErrors counts frames the device failed to transmit.
+	TxErrors uint64
 }
 
 func (r *Radio) statsLocked(nb *neighbour) RadioStats {
 	e := r.eng
-	s := RadioStats{Radio: r.name, Total: e.stats, LastRSSI: nan, LastSNR: nan, Queued: e.QueuedFrames(), ReassemblyBytes: e.ra.total}
+	s := RadioStats{Radio: r.name, Total: e.stats, LastRSSI: nan, LastSNR: nan, Queued: e.QueuedFrames(), ReassemblyBytes: e.ra.total, TxErrors: r.txErrors}
 	if nb != nil {
 		s.Peer = nb.stats
 		if nb.heard {
@@ -431,6 +456,7 @@ func (l *Link) RadioInfo() transports.RadioInfo {
 		AirtimeUsed: s.AirtimeUsed, AirtimeRemaining: s.AirtimeRemaining, NextFree: s.NextFree,
 		Queued: s.Queued, Collisions: s.Collisions,
 		FramesIn: s.Peer.FramesIn, FramesOut: s.Peer.FramesOut, Retransmissions: s.Peer.Retransmissions,
+		TxErrors: s.TxErrors,
 	}
 }
 
