@@ -206,8 +206,12 @@ func printPeers(out io.Writer, ps []router.PeerInfo) {
 	tw.Flush()
 	for _, p := range ps {
 		if r := p.Radio; r != nil {
-			fmt.Fprintf(out, "radio %s, neighbour %.8s: %s, airtime used %s, remaining %s, %d frames queued%s%s\n",
-				r.Radio, p.Neighbour, signalReport(r.RSSI, r.SNR), r.AirtimeUsed.Round(time.Millisecond), r.AirtimeRemaining.Round(time.Millisecond), r.Queued, nextFree(r.NextFree), txErrors(r.TxErrors))
+			budget := "no airtime limit"
+			if r.AirtimeUsed > 0 || r.AirtimeRemaining > 0 {
+				budget = fmt.Sprintf("airtime used %s, remaining %s", r.AirtimeUsed.Round(time.Millisecond), r.AirtimeRemaining.Round(time.Millisecond))
+			}
+			fmt.Fprintf(out, "radio %s, neighbour %.8s: %s, %s, %d frames queued%s%s\n",
+				r.Radio, p.Neighbour, signalReport(r.RSSI, r.SNR), budget, r.Queued, nextFree(r.NextFree), txErrors(r.TxErrors))
 		}
 	}
 }
