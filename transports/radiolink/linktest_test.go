@@ -82,6 +82,9 @@ func newChanPair(t *testing.T) (transports.Link, transports.Link) {
 	return a, b
 }
 
+// The radio link is ordered but not reliable even over a lossless device:
+// frames for a reader that falls more than inboxLimit behind are dropped
+// (bounded memory on a shared radio), and the router's custody resends them.
 func TestConformance(t *testing.T) {
-	linktest.Run(t, linktest.Harness{NewPair: newChanPair, Reliable: true, Ordered: true, MTU: 64 << 10})
+	linktest.Run(t, linktest.Harness{NewPair: newChanPair, Reliable: false, Ordered: true, MTU: 64 << 10, Timeout: 5 * time.Second})
 }
