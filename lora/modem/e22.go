@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/ternmesh/tern/lora/airtime"
@@ -89,13 +88,12 @@ func DefaultE22Settings() E22Settings {
 
 var e22AirRates = []string{"0.3k", "1.2k", "2.4k", "4.8k", "9.6k", "19.2k", "38.4k", "62.5k"}
 
-func e22AirCode(s string) (byte, bool) {
-	for i, v := range e22AirRates {
-		if v == s {
-			return byte(i), true
-		}
-	}
-	return 0, false
+func e22AirCode(s string) (byte, bool) { return e22Code(e22AirRates, s) }
+
+// e22Code returns the register code of v, its index in table.
+func e22Code[T comparable](table []T, v T) (byte, bool) {
+	i := slices.Index(table, v)
+	return byte(max(i, 0)), i >= 0
 }
 
 // E22AirParams maps an air-rate code to the LoRa modulation used to compute
@@ -113,42 +111,13 @@ const E22AirHeader = 3
 
 var e22Bauds = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
 
-func e22BaudCode(b int) (byte, bool) {
-	for i, v := range e22Bauds {
-		if v == b {
-			return byte(i), true
-		}
-	}
-	return 0, false
-}
+func e22BaudCode(b int) (byte, bool) { return e22Code(e22Bauds, b) }
 
-func e22SubCode(n int) (byte, bool) {
-	switch n {
-	case 240:
-		return 0, true
-	case 128:
-		return 1, true
-	case 64:
-		return 2, true
-	case 32:
-		return 3, true
-	}
-	return 0, false
-}
+// e22SubCode codes the sub-packet size, 240/128/64/32 bytes.
+func e22SubCode(n int) (byte, bool) { return e22Code([]int{240, 128, 64, 32}, n) }
 
-func e22PowerCode(dBm int) (byte, bool) {
-	switch dBm {
-	case 22:
-		return 0, true
-	case 17:
-		return 1, true
-	case 13:
-		return 2, true
-	case 10:
-		return 3, true
-	}
-	return 0, false
-}
+// e22PowerCode codes the TX power [unverified: E22-xxxT22 table].
+func e22PowerCode(dBm int) (byte, bool) { return e22Code([]int{22, 17, 13, 10}, dBm) }
 
 // Registers returns the seven register values (00-06) for s.
 func (s E22Settings) Registers() ([e22NumRegs]byte, error) {
@@ -186,18 +155,11 @@ func (s E22Settings) Registers() ([e22NumRegs]byte, error) {
 
 // E22 drives an Ebyte E22 UART module (or a Waveshare UART LoRa HAT).
 type E22 struct {
+	serialDevice
 	cfg  Config
 	s    E22Settings
 	pins E22Pins
-	port io.ReadWriteCloser
-	log  *slog.Logger
 	gap  time.Duration
-
-	rx     chan radiolink.RxFrame
-	done   chan struct{}
-	rdErr  error
-	closed chan struct{}
-	once   sync.Once
 }
 
 // OpenE22 configures the module (when its pins are driven: configuration
@@ -237,12 +199,9 @@ func OpenE22(ctx context.Context, cfg Config) (*E22, error) {
 		gap = max(4*charTime(s.UARTBaud), 20*time.Millisecond)
 	}
 	cfg.LoRa = E22AirParams(s.AirRate)
-	m := &E22{cfg: cfg, s: s, pins: pins, port: port, log: logger(cfg.Logger), gap: gap,
-		rx: make(chan radiolink.RxFrame, 256), done: make(chan struct{}), closed: make(chan struct{})}
-	chunks := make(chan chunk, 64)
-	var pumpErr error
-	go pumpPort(port, chunks, &pumpErr, cfg.now())
-	go m.readLoop(chunks, &pumpErr)
+	m := &E22{cfg: cfg, s: s, pins: pins, gap: gap}
+	m.init("e22", cfg, port)
+	m.run(cfg.now(), m.readLoop)
 	m.log.Info("e22 ready", "path", cfg.Path, "channel", s.Channel, "air_rate", e22AirRates[s.AirRate&7], "fixed", s.Fixed, "frame_gap", gap)
 	return m, nil
 }
@@ -368,24 +327,15 @@ func (m *E22) Transmit(ctx context.Context, frame []byte) error {
 	if len(frame) == 0 || len(frame) > m.MaxFrame() {
 		return fmt.Errorf("e22 on %s: frame of %d bytes: send 1..%d bytes (the sub-packet size)", m.cfg.Path, len(frame), m.MaxFrame())
 	}
-	select {
-	case <-m.closed:
-		return errClosed("e22", m.cfg.Path)
-	case <-m.done:
-		return m.gone()
-	default:
+	if err := m.usable(); err != nil {
+		return err
 	}
 	out := frame
 	if m.s.Fixed {
 		out = append([]byte{byte(m.s.Destination >> 8), byte(m.s.Destination), m.s.Channel}, frame...)
 	}
-	if _, err := m.port.Write(out); err != nil {
-		select {
-		case <-m.closed:
-			return errClosed("e22", m.cfg.Path)
-		default:
-		}
-		return &GoneError{Kind: "e22", Path: m.cfg.Path, Err: err}
+	if err := m.write(out); err != nil {
+		return err
 	}
 	// The line gap is real serial time; the air time follows cfg.After.
 	lineWait := time.After(m.gap + charTime(m.s.UARTBaud)*time.Duration(len(out)))
@@ -398,12 +348,8 @@ func (m *E22) Transmit(ctx context.Context, frame []byte) error {
 		airWait = ch
 	}
 	for _, w := range []<-chan time.Time{lineWait, airWait} {
-		select {
-		case <-w:
-		case <-m.done:
-			return m.gone()
-		case <-ctx.Done():
-			return ctx.Err()
+		if _, _, err := waitFor(ctx, &m.serialDevice, w, nil); err != nil {
+			return err
 		}
 	}
 	if err := m.pins.WaitAUX(ctx); err != nil {
@@ -413,44 +359,16 @@ func (m *E22) Transmit(ctx context.Context, frame []byte) error {
 }
 
 // Receive returns the next packet; with the RSSI byte on, its RSSI.
-func (m *E22) Receive(ctx context.Context) (radiolink.RxFrame, error) {
-	select {
-	case f := <-m.rx:
-		return f, nil
-	default:
-	}
-	select {
-	case f := <-m.rx:
-		return f, nil
-	case <-m.closed:
-		return radiolink.RxFrame{}, errClosed("e22", m.cfg.Path)
-	case <-m.done:
-		return radiolink.RxFrame{}, m.gone()
-	case <-ctx.Done():
-		return radiolink.RxFrame{}, ctx.Err()
-	}
-}
+func (m *E22) Receive(ctx context.Context) (radiolink.RxFrame, error) { return m.receive(ctx) }
 
 // Close closes the port.
 func (m *E22) Close() error {
-	m.once.Do(func() {
-		close(m.closed)
-		m.port.Close()
-	})
+	m.shutdown(nil)
 	return nil
 }
 
-func (m *E22) gone() error {
-	select {
-	case <-m.closed:
-		return errClosed("e22", m.cfg.Path)
-	default:
-	}
-	return &GoneError{Kind: "e22", Path: m.cfg.Path, Err: m.rdErr}
-}
-
 // readLoop cuts the byte stream into packets at silences longer than gap.
-func (m *E22) readLoop(chunks <-chan chunk, pumpErr *error) {
+func (m *E22) readLoop(chunks <-chan chunk) {
 	var pkt []byte
 	var at time.Time
 	timer := time.NewTimer(time.Hour)
@@ -458,11 +376,7 @@ func (m *E22) readLoop(chunks <-chan chunk, pumpErr *error) {
 	flush := func() {
 		if f, ok := e22Packet(pkt, m.s.RSSIByte); ok {
 			f.At = at
-			select {
-			case m.rx <- f:
-			default:
-				m.log.Warn("e22 receive queue full: packet dropped", "path", m.cfg.Path)
-			}
+			m.deliver(f)
 		}
 		pkt = nil
 	}
@@ -472,8 +386,6 @@ func (m *E22) readLoop(chunks <-chan chunk, pumpErr *error) {
 			if !ok {
 				timer.Stop()
 				flush()
-				m.rdErr = *pumpErr
-				close(m.done)
 				return
 			}
 			pkt = append(pkt, c.b...)

@@ -29,17 +29,11 @@ func TestE22TwoKilobytesCrossTheAir(t *testing.T) {
 	var emus [2]*modememu.E22
 	var devs [2]*modem.E22
 	for i := range emus {
-		e, err := modememu.NewE22(air, modememu.E22Config{Name: string(rune('a' + i)), X: float64(i) * 50})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Unplug)
-		d, err := modem.OpenE22(ctxT(t, 5*time.Second), e22Cfg(t, air, e, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		emus[i], devs[i] = e, d
+		emus[i], devs[i] = plugIn(t, func() (*modememu.E22, error) {
+			return modememu.NewE22(air, modememu.E22Config{Name: string(rune('a' + i)), X: float64(i) * 50})
+		}, func(e *modememu.E22) (*modem.E22, error) {
+			return modem.OpenE22(ctxT(t, 5*time.Second), e22Cfg(t, air, e, ""))
+		})
 	}
 	regs := emus[0].Registers()
 	want := []byte{0x00, 0x01, 0x00, 0x64, 0x00, 18, 0x80}
@@ -75,20 +69,14 @@ func TestE22FixedModeAddressesTheRightModule(t *testing.T) {
 	air, _ := testAir(t)
 	var devs [3]*modem.E22
 	for i, addr := range []string{"0x0001", "0x0002", "0x0003"} {
-		e, err := modememu.NewE22(air, modememu.E22Config{Name: addr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Unplug)
-		cfg := e22Cfg(t, air, e, "&fixed=1")
-		cfg.E22.Address = uint16(i + 1)
-		cfg.E22.Destination = 0x0002
-		d, err := modem.OpenE22(ctxT(t, 5*time.Second), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		devs[i] = d
+		_, devs[i] = plugIn(t, func() (*modememu.E22, error) {
+			return modememu.NewE22(air, modememu.E22Config{Name: addr})
+		}, func(e *modememu.E22) (*modem.E22, error) {
+			cfg := e22Cfg(t, air, e, "&fixed=1")
+			cfg.E22.Address = uint16(i + 1)
+			cfg.E22.Destination = 0x0002
+			return modem.OpenE22(ctxT(t, 5*time.Second), cfg)
+		})
 	}
 	if devs[0].MaxFrame() != 237 {
 		t.Fatalf("fixed-mode MaxFrame = %d, want 240-3", devs[0].MaxFrame())

@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -55,17 +53,11 @@ var ErrRAKBusy = errors.New("RAK3172 busy")
 
 // RAK3172 drives a RAK3172 module with RUI3 AT firmware in LoRa P2P mode.
 type RAK3172 struct {
-	cfg  Config
-	port io.ReadWriteCloser
-	log  *slog.Logger
+	serialDevice
+	cfg Config
 
-	rx     chan radiolink.RxFrame
 	resp   chan string // OK or an error reply
 	txDone chan struct{}
-	done   chan struct{}
-	rdErr  error
-	closed chan struct{}
-	once   sync.Once
 	cmdMu  sync.Mutex
 }
 
@@ -88,15 +80,9 @@ func OpenRAK3172(ctx context.Context, cfg Config) (*RAK3172, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rak3172: %w", err)
 	}
-	m := &RAK3172{
-		cfg: cfg, port: port, log: logger(cfg.Logger),
-		rx: make(chan radiolink.RxFrame, 256), resp: make(chan string, 8), txDone: make(chan struct{}, 4),
-		done: make(chan struct{}), closed: make(chan struct{}),
-	}
-	chunks := make(chan chunk, 64)
-	var pumpErr error
-	go pumpPort(port, chunks, &pumpErr, cfg.now())
-	go m.readLoop(chunks, &pumpErr)
+	m := &RAK3172{cfg: cfg, resp: make(chan string, 8), txDone: make(chan struct{}, 4)}
+	m.init("rak3172", cfg, port)
+	m.run(cfg.now(), m.readLoop)
 	p := cfg.LoRa
 	pre := p.Preamble
 	if pre == 0 {
@@ -121,36 +107,24 @@ func OpenRAK3172(ctx context.Context, cfg Config) (*RAK3172, error) {
 func (m *RAK3172) command(ctx context.Context, c string) error {
 	m.cmdMu.Lock()
 	defer m.cmdMu.Unlock()
-	for { // drop stale replies
-		select {
-		case <-m.resp:
-			continue
-		default:
-		}
-		break
-	}
-	if err := m.write(c + "\r\n"); err != nil {
+	drain(m.resp, nil) // stale replies
+	if err := m.write([]byte(c + "\r\n")); err != nil {
 		return err
 	}
-	select {
-	case r := <-m.resp:
-		if r == "OK" {
-			return nil
-		}
-		err := fmt.Errorf("rak3172 on %s: %s: %s", m.cfg.Path, c, RAKErrorText(r))
-		if r == "AT_BUSY_ERROR" {
-			err = fmt.Errorf("%w (%w)", err, ErrRAKBusy)
-		}
+	r, ok, err := waitFor(ctx, &m.serialDevice, m.resp, time.After(m.cfg.RAK.CommandTimeout)) // serial timeout: wall clock
+	switch {
+	case err != nil:
 		return err
-	case <-time.After(m.cfg.RAK.CommandTimeout): // serial timeout: wall clock
+	case !ok:
 		return fmt.Errorf("rak3172 on %s: no reply to %s within %s: check the port, 115200 baud and that the module runs RUI3 firmware", m.cfg.Path, c, m.cfg.RAK.CommandTimeout)
-	case <-m.done:
-		return m.gone()
-	case <-m.closed:
-		return errClosed("rak3172", m.cfg.Path)
-	case <-ctx.Done():
-		return ctx.Err()
+	case r == "OK":
+		return nil
 	}
+	err = fmt.Errorf("rak3172 on %s: %s: %s", m.cfg.Path, c, RAKErrorText(r))
+	if r == "AT_BUSY_ERROR" {
+		err = fmt.Errorf("%w (%w)", err, ErrRAKBusy)
+	}
+	return err
 }
 
 // MaxFrame returns the largest payload (255 unless RAKOptions says less).
@@ -165,14 +139,7 @@ func (m *RAK3172) Transmit(ctx context.Context, frame []byte) error {
 	if len(frame) == 0 || len(frame) > m.MaxFrame() {
 		return fmt.Errorf("rak3172 on %s: frame of %d bytes: send 1..%d bytes", m.cfg.Path, len(frame), m.MaxFrame())
 	}
-	for {
-		select {
-		case <-m.txDone:
-			continue
-		default:
-		}
-		break
-	}
+	drain(m.txDone, nil)
 	if m.cfg.RAK.StopRxBeforeSend {
 		if err := m.command(ctx, "AT+PRECV=0"); err != nil {
 			return err
@@ -182,16 +149,10 @@ func (m *RAK3172) Transmit(ctx context.Context, frame []byte) error {
 		return err
 	}
 	limit := 2*m.TimeOnAir(len(frame)) + m.cfg.RAK.CommandTimeout
-	select {
-	case <-m.txDone:
-	case <-time.After(limit):
+	if _, ok, err := waitFor(ctx, &m.serialDevice, m.txDone, time.After(limit)); err != nil {
+		return err
+	} else if !ok {
 		return fmt.Errorf("rak3172 on %s: no +EVT:TXP2P DONE within %s of AT+PSEND: the module may have reset; tern retries", m.cfg.Path, limit)
-	case <-m.done:
-		return m.gone()
-	case <-m.closed:
-		return errClosed("rak3172", m.cfg.Path)
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	if m.cfg.RAK.RearmAfterSend {
 		if err := m.command(ctx, "AT+PRECV=65534"); err != nil {
@@ -202,62 +163,17 @@ func (m *RAK3172) Transmit(ctx context.Context, frame []byte) error {
 }
 
 // Receive returns the next +EVT:RXP2P frame.
-func (m *RAK3172) Receive(ctx context.Context) (radiolink.RxFrame, error) {
-	select {
-	case f := <-m.rx:
-		return f, nil
-	default:
-	}
-	select {
-	case f := <-m.rx:
-		return f, nil
-	case <-m.closed:
-		return radiolink.RxFrame{}, errClosed("rak3172", m.cfg.Path)
-	case <-m.done:
-		return radiolink.RxFrame{}, m.gone()
-	case <-ctx.Done():
-		return radiolink.RxFrame{}, ctx.Err()
-	}
-}
+func (m *RAK3172) Receive(ctx context.Context) (radiolink.RxFrame, error) { return m.receive(ctx) }
 
 // Close stops receiving (best effort) and closes the port.
 func (m *RAK3172) Close() error {
-	m.once.Do(func() {
-		close(m.closed)
-		select {
-		case <-m.done:
-		default:
-			_ = m.write("AT+PRECV=0\r\n")
-		}
-		m.port.Close()
-	})
-	return nil
-}
-
-func (m *RAK3172) gone() error {
-	select {
-	case <-m.closed:
-		return errClosed("rak3172", m.cfg.Path)
-	default:
-	}
-	return &GoneError{Kind: "rak3172", Path: m.cfg.Path, Err: m.rdErr}
-}
-
-func (m *RAK3172) write(s string) error {
-	if _, err := io.WriteString(m.port, s); err != nil {
-		select {
-		case <-m.closed:
-			return errClosed("rak3172", m.cfg.Path)
-		default:
-		}
-		return &GoneError{Kind: "rak3172", Path: m.cfg.Path, Err: err}
-	}
+	m.shutdown(func() { _ = m.write([]byte("AT+PRECV=0\r\n")) })
 	return nil
 }
 
 const rakMaxLine = 1024
 
-func (m *RAK3172) readLoop(chunks <-chan chunk, pumpErr *error) {
+func (m *RAK3172) readLoop(chunks <-chan chunk) {
 	var line []byte
 	for c := range chunks {
 		for _, b := range c.b {
@@ -288,16 +204,10 @@ func (m *RAK3172) readLoop(chunks <-chan chunk, pumpErr *error) {
 				default:
 				}
 			case rakEvRx:
-				select {
-				case m.rx <- radiolink.RxFrame{Data: ev.data, RSSI: ev.rssi, SNR: ev.snr, At: c.at}:
-				default:
-					m.log.Warn("rak3172 receive queue full: frame dropped", "path", m.cfg.Path)
-				}
+				m.deliver(radiolink.RxFrame{Data: ev.data, RSSI: ev.rssi, SNR: ev.snr, At: c.at})
 			}
 		}
 	}
-	m.rdErr = *pumpErr
-	close(m.done)
 }
 
 type rakEventKind int

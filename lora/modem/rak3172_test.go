@@ -21,23 +21,25 @@ func rakCfg(t *testing.T, air *modememu.Air, path, q string) modem.Config {
 	return cfg
 }
 
+// rakPair plugs in two emulated RAK3172s, a and b, with drivers opened
+// with the URL query suffix q.
+func rakPair(t *testing.T, air *modememu.Air, q string) ([2]*modememu.RAK3172, [2]*modem.RAK3172) {
+	t.Helper()
+	var emus [2]*modememu.RAK3172
+	var devs [2]*modem.RAK3172
+	for i := range devs {
+		emus[i], devs[i] = plugIn(t, func() (*modememu.RAK3172, error) {
+			return modememu.NewRAK3172(air, modememu.RAKConfig{Name: string(rune('a' + i))})
+		}, func(e *modememu.RAK3172) (*modem.RAK3172, error) {
+			return modem.OpenRAK3172(ctxT(t, 5*time.Second), rakCfg(t, air, e.Path(), q))
+		})
+	}
+	return emus, devs
+}
+
 func TestRAK3172FramesBothWays(t *testing.T) {
 	air, _ := testAir(t)
-	var devs [2]*modem.RAK3172
-	var emus [2]*modememu.RAK3172
-	for i := range devs {
-		e, err := modememu.NewRAK3172(air, modememu.RAKConfig{Name: string(rune('a' + i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Unplug)
-		d, err := modem.OpenRAK3172(ctxT(t, 5*time.Second), rakCfg(t, air, e.Path(), ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		devs[i], emus[i] = d, e
-	}
+	emus, devs := rakPair(t, air, "")
 	ctx := ctxT(t, 10*time.Second)
 	sendAll(t, ctx, devs[0], devs[1], payload(600), 255)
 	// b sent nothing yet; now it answers, and a (which re-armed receive
@@ -57,20 +59,7 @@ func TestRAK3172FramesBothWays(t *testing.T) {
 func TestRAK3172WithoutRearmStopsHearing(t *testing.T) {
 	// Shows why RearmAfterSend exists: RUI3 ends receive after a send.
 	air, _ := testAir(t)
-	var devs [2]*modem.RAK3172
-	for i := range devs {
-		e, err := modememu.NewRAK3172(air, modememu.RAKConfig{Name: string(rune('a' + i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Unplug)
-		d, err := modem.OpenRAK3172(ctxT(t, 5*time.Second), rakCfg(t, air, e.Path(), "&rearm=0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		devs[i] = d
-	}
+	_, devs := rakPair(t, air, "&rearm=0")
 	ctx := ctxT(t, 5*time.Second)
 	if err := devs[0].Transmit(ctx, []byte("one")); err != nil {
 		t.Fatal(err)

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/ternmesh/tern/lora/airtime"
@@ -102,19 +99,12 @@ type RNodeInfo struct {
 
 // RNode drives an RNode. It implements Modem.
 type RNode struct {
+	serialDevice
 	cfg  Config
-	port io.ReadWriteCloser
-	log  *slog.Logger
 	info RNodeInfo
 
-	rx     chan radiolink.RxFrame
-	echo   chan []byte // replies to detect and configuration commands
-	errs   chan byte   // ERROR codes
-	done   chan struct{}
-	rdErr  error
-	closed chan struct{}
-	once   sync.Once
-	wmu    sync.Mutex
+	echo chan []byte // replies to detect and configuration commands
+	errs chan byte   // ERROR codes
 }
 
 // OpenRNode opens cfg.Path at 115200 8N1, runs the detect handshake,
@@ -137,15 +127,9 @@ func OpenRNode(ctx context.Context, cfg Config) (*RNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rnode: %w", err)
 	}
-	r := &RNode{
-		cfg: cfg, port: port, log: logger(cfg.Logger),
-		rx: make(chan radiolink.RxFrame, 256), echo: make(chan []byte, 32), errs: make(chan byte, 16),
-		done: make(chan struct{}), closed: make(chan struct{}),
-	}
-	chunks := make(chan chunk, 64)
-	var pumpErr error
-	go pumpPort(port, chunks, &pumpErr, cfg.now())
-	go r.readLoop(chunks, &pumpErr)
+	r := &RNode{cfg: cfg, echo: make(chan []byte, 32), errs: make(chan byte, 16)}
+	r.init("rnode", cfg, port)
+	r.run(cfg.now(), r.readLoop)
 	if err := r.start(ctx); err != nil {
 		r.Close()
 		return nil, err
@@ -286,110 +270,45 @@ func (r *RNode) Transmit(ctx context.Context, frame []byte) error {
 	if len(frame) == 0 || len(frame) > r.MaxFrame() {
 		return fmt.Errorf("rnode on %s: frame of %d bytes: send 1..%d bytes", r.cfg.Path, len(frame), r.MaxFrame())
 	}
-	select {
-	case <-r.closed:
-		return errClosed("rnode", r.cfg.Path)
-	case <-r.done:
-		return r.gone()
-	default:
+	if err := r.usable(); err != nil {
+		return err
 	}
-	for { // drop stale error reports
-		select {
-		case code := <-r.errs:
-			r.log.Warn("rnode error report", "path", r.cfg.Path, "code", code, "meaning", RNodeErrorText(code))
-			continue
-		default:
-		}
-		break
-	}
+	drain(r.errs, func(code byte) { // stale error reports
+		r.log.Warn("rnode error report", "path", r.cfg.Path, "code", code, "meaning", RNodeErrorText(code))
+	})
 	if err := r.write(kissFrame(rnCmdData, frame)); err != nil {
 		return err
 	}
 	if !r.cfg.RNode.WaitAirtime {
 		return nil
 	}
-	select {
-	case <-r.cfg.After.orDefault()(r.TimeOnAir(len(frame))):
+	code, failed, err := waitFor(ctx, &r.serialDevice, r.errs, r.cfg.After.orDefault()(r.TimeOnAir(len(frame))))
+	if err != nil {
+		return err
+	}
+	if !failed { // an error reported as the air time ended
 		select {
-		case code := <-r.errs:
-			return fmt.Errorf("rnode on %s: firmware reported error %d: %s", r.cfg.Path, code, RNodeErrorText(code))
+		case code, failed = <-r.errs:
 		default:
 		}
-		return nil
-	case code := <-r.errs:
-		return fmt.Errorf("rnode on %s: firmware reported error %d: %s", r.cfg.Path, code, RNodeErrorText(code))
-	case <-r.done:
-		return r.gone()
-	case <-r.closed:
-		return errClosed("rnode", r.cfg.Path)
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	if failed {
+		return fmt.Errorf("rnode on %s: firmware reported error %d: %s", r.cfg.Path, code, RNodeErrorText(code))
+	}
+	return nil
 }
 
 // Receive returns the next received frame with the RSSI and SNR the
 // firmware reported just before it (NaN when it reported none).
-func (r *RNode) Receive(ctx context.Context) (radiolink.RxFrame, error) {
-	select {
-	case f := <-r.rx:
-		return f, nil
-	default:
-	}
-	select {
-	case f := <-r.rx:
-		return f, nil
-	case <-r.closed:
-		return radiolink.RxFrame{}, errClosed("rnode", r.cfg.Path)
-	case <-r.done:
-		select {
-		case f := <-r.rx:
-			return f, nil
-		default:
-		}
-		return radiolink.RxFrame{}, r.gone()
-	case <-ctx.Done():
-		return radiolink.RxFrame{}, ctx.Err()
-	}
-}
+func (r *RNode) Receive(ctx context.Context) (radiolink.RxFrame, error) { return r.receive(ctx) }
 
 // Close turns the radio off (best effort) and closes the port.
 func (r *RNode) Close() error {
-	r.once.Do(func() {
-		close(r.closed)
-		select {
-		case <-r.done:
-		default:
-			_ = r.write(kissFrame(rnCmdRadioState, []byte{0}))
-		}
-		r.port.Close()
-	})
+	r.shutdown(func() { _ = r.write(kissFrame(rnCmdRadioState, []byte{0})) })
 	return nil
 }
 
-func (r *RNode) gone() error {
-	select {
-	case <-r.closed:
-		return errClosed("rnode", r.cfg.Path)
-	default:
-	}
-	return &GoneError{Kind: "rnode", Path: r.cfg.Path, Err: r.rdErr}
-}
-
-func (r *RNode) write(b []byte) error {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	if _, err := r.port.Write(b); err != nil {
-		select {
-		case <-r.closed:
-			return errClosed("rnode", r.cfg.Path)
-		default:
-		}
-		return &GoneError{Kind: "rnode", Path: r.cfg.Path, Err: err}
-	}
-	return nil
-}
-
-func (r *RNode) readLoop(chunks <-chan chunk, pumpErr *error) {
+func (r *RNode) readLoop(chunks <-chan chunk) {
 	var dec kissDecoder
 	rssi, snr := math.NaN(), math.NaN()
 	for c := range chunks {
@@ -400,11 +319,7 @@ func (r *RNode) readLoop(chunks <-chan chunk, pumpErr *error) {
 			}
 			switch ev.kind {
 			case rnEvData:
-				select {
-				case r.rx <- radiolink.RxFrame{Data: ev.data, RSSI: rssi, SNR: snr, At: c.at}:
-				default:
-					r.log.Warn("rnode receive queue full: frame dropped", "path", r.cfg.Path)
-				}
+				r.deliver(radiolink.RxFrame{Data: ev.data, RSSI: rssi, SNR: snr, At: c.at})
 				rssi, snr = math.NaN(), math.NaN()
 			case rnEvRSSI:
 				rssi = ev.value
@@ -424,8 +339,6 @@ func (r *RNode) readLoop(chunks <-chan chunk, pumpErr *error) {
 			}
 		})
 	}
-	r.rdErr = *pumpErr
-	close(r.done)
 }
 
 type rnEventKind int

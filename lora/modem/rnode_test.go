@@ -50,28 +50,34 @@ func rnodeCfg(air *modememu.Air, path string) modem.Config {
 	return cfg
 }
 
+// plugIn makes an emulated modem with newEmu, opens a driver on it with
+// open, and closes the driver and unplugs the modem when the test ends.
+func plugIn[E interface {
+	Unplug()
+	Path() string
+}, D interface{ Close() error }](t *testing.T, newEmu func() (E, error), open func(E) (D, error)) (E, D) {
+	t.Helper()
+	e, err := newEmu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Unplug)
+	d, err := open(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return e, d
+}
+
 func newRNodePair(t *testing.T, air *modememu.Air) (*modem.RNode, *modem.RNode, *modememu.RNode, *modememu.RNode) {
 	t.Helper()
-	ea, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eb, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "b", X: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ea.Unplug)
-	t.Cleanup(eb.Unplug)
 	ctx := ctxT(t, 10*time.Second)
-	a, err := modem.OpenRNode(ctx, rnodeCfg(air, ea.Path()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := modem.OpenRNode(ctx, rnodeCfg(air, eb.Path()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
+	open := func(e *modememu.RNode) (*modem.RNode, error) { return modem.OpenRNode(ctx, rnodeCfg(air, e.Path())) }
+	ea, a := plugIn(t, func() (*modememu.RNode, error) { return modememu.NewRNode(air, modememu.RNodeConfig{Name: "a"}) }, open)
+	eb, b := plugIn(t, func() (*modememu.RNode, error) {
+		return modememu.NewRNode(air, modememu.RNodeConfig{Name: "b", X: 100})
+	}, open)
 	return a, b, ea, eb
 }
 
