@@ -7,88 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ternmesh/tern/transports/kiss"
+	"github.com/ternmesh/tern/transports/kiss/kisstest"
 )
 
 // These tests run two real Dire Wolf TNCs joined by an audio loop
 // (../shared/harness/direwolf-pair beside the repository).
 
-// audio1200 runs the 1200-baud TNCs at 22050 samples/s: the harness's
-// audio loop is not paced in real time, and at 48000 samples/s the audio of
-// one 256-byte frame overflows the receiving TNC's UDP socket buffer
-// (nothing arrives).
-const audio1200 = "-r 22050"
-
-const needDW = "direwolf and socat are needed: apt-get install -y direwolf socat (make test installs them as root)"
-
-// harness finds direwolf-pair: ../shared/harness beside the repository
-// root (the directory holding go.mod).
-func harness(t *testing.T) string {
-	t.Helper()
-	for _, tool := range []string{"direwolf", "socat"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skip(needDW)
-		}
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find the repository root (go.mod) above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "harness", "direwolf-pair")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the Dire Wolf harness is missing at %s: check out ../shared beside the repository", p)
-	}
-	return p
-}
-
-// freePorts picks two KISS ports whose TCP port and UDP audio port (+20000)
-// are free.
-func freePorts(t *testing.T) (int, int) {
-	t.Helper()
-	free := func(p int) bool {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			return false
-		}
-		l.Close()
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p+20000))
-		if err != nil {
-			return false
-		}
-		u.Close()
-		return true
-	}
-	var got []int
-	for len(got) < 2 {
-		p := 20000 + rand.IntN(20000)
-		if free(p) && (len(got) == 0 || got[0] != p) {
-			got = append(got, p)
-		}
-	}
-	return got[0], got[1]
-}
+// audio1200: see kisstest.Audio1200.
+const audio1200 = kisstest.Audio1200
 
 type dwPair struct {
 	a, b   *kiss.Device
@@ -100,34 +34,8 @@ type dwPair struct {
 
 func startPair(t *testing.T, baud int, extra string) *dwPair {
 	t.Helper()
-	h := harness(t)
-	dir := t.TempDir()
-	pa, pb := freePorts(t)
-	cmd := exec.Command(h, "start", dir, fmt.Sprint(pa), fmt.Sprint(pb), fmt.Sprint(baud))
-	cmd.Env = append(os.Environ(), "DW_EXTRA="+extra)
-	out, err := cmd.CombinedOutput()
-	t.Cleanup(func() {
-		var pgids []int
-		for _, side := range []string{"a", "b"} {
-			if b, err := os.ReadFile(filepath.Join(dir, side+".pid")); err == nil {
-				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-					pgids = append(pgids, pid)
-				}
-			}
-		}
-		if out, err := exec.Command(h, "stop", dir).CombinedOutput(); err != nil {
-			t.Logf("direwolf-pair stop: %v\n%s", err, out)
-		}
-		// A TNC busy flushing queued audio can outlive SIGTERM: make sure
-		// the process groups this test started are gone.
-		for _, pg := range pgids {
-			_ = syscall.Kill(-pg, syscall.SIGKILL)
-		}
-	})
-	if err != nil {
-		a, _ := os.ReadFile(filepath.Join(dir, "a.log"))
-		t.Fatalf("direwolf-pair start: %v\n%s\na.log:\n%s", err, out, a)
-	}
+	tnc := kisstest.StartDireWolfPair(t, baud, extra)
+	dir, pa, pb := tnc.Dir, tnc.PortA, tnc.PortB
 	open := func(port int, call string) *kiss.Device {
 		u := mustURL(t, fmt.Sprintf("kiss+tcp://127.0.0.1:%d?call=%s&baud=%d&txdelay=10&fullduplex=1", port, call, baud))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
