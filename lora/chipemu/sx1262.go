@@ -2,7 +2,6 @@ package chipemu
 
 import (
 	"math"
-	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -48,24 +47,21 @@ const (
 
 // SX1262 is a command-level SX1262/SX1268 emulator.
 type SX1262 struct {
-	name  string
-	bench *Bench
+	chipBase // Reset, CS, faults, violations, counters
+
 	// NeedTCXO: the board's crystal is a TCXO powered from DIO3, so the
 	// driver must send SetDIO3AsTcxoCtrl before calibrating.
 	// NeedRFSwitch: the board's RF switch is driven by DIO2.
 	needTCXO, needRFSwitch bool
 
-	// Pins: Reset (from the driver), DIO1 (interrupt), Busy, CS (optional
-	// hand-driven chip select).
-	Reset, DIO1, Busy, CS *Pin
+	// DIO1 is the interrupt line; Busy is high while the chip cannot take
+	// a command.
+	DIO1, Busy *Pin
 
-	mu        sync.Mutex
 	mode      int
 	cmdStatus int
 	busyUntil time.Time
 	busyGen   uint64
-	inReset   bool
-	csWired   bool
 	lora      bool
 	tcxoOn    bool
 	rfSwitch  bool
@@ -93,22 +89,15 @@ type SX1262 struct {
 	ldro      bool
 	sync16    uint16
 	invertIQ  bool
-	faults    Faults
-	viol      violations
-	txFrames  int
-	rxFrames  int
 }
 
 // NewSX1262 adds an SX1262 to the bench. needTCXO and needRFSwitch describe
 // the board around it (see hw.Board).
 func (b *Bench) NewSX1262(name string, needTCXO, needRFSwitch bool) *SX1262 {
-	c := &SX1262{name: name, bench: b, needTCXO: needTCXO, needRFSwitch: needRFSwitch}
+	c := &SX1262{needTCXO: needTCXO, needRFSwitch: needRFSwitch}
+	c.initBase(b, name, c.resetLine, c.updateLines)
 	c.DIO1 = newPin(b.Clock, name+".DIO1", -1, gpio.Low)
 	c.Busy = newPin(b.Clock, name+".BUSY", -1, gpio.Low)
-	c.Reset = newPin(b.Clock, name+".RESET", -1, gpio.High)
-	c.CS = newPin(b.Clock, name+".CS", -1, gpio.High)
-	c.Reset.onOut = c.resetLine
-	c.CS.onOut = func(gpio.Level) { c.mu.Lock(); c.csWired = true; c.mu.Unlock() }
 	c.Busy.settles = c.busySettles
 	c.mu.Lock()
 	c.powerOn()
@@ -122,33 +111,11 @@ func (b *Bench) NewBoardSX1262(name string, board hw.Board) *SX1262 {
 }
 
 // SPI returns the chip's SPI connection.
-func (c *SX1262) SPI() spi.Conn { return &spiConn{name: c.name + ".SPI", tx: c.tx} }
+func (c *SX1262) SPI() spi.Conn { return c.spiConn(c.tx) }
 
 // Attach wires the chip to board b on opener o.
 func (c *SX1262) Attach(o *Opener, b hw.Board) {
 	o.Attach(b, c.SPI(), map[string]*Pin{hw.PinReset: c.Reset, hw.PinIRQ: c.DIO1, hw.PinBusy: c.Busy, hw.PinCS: c.CS})
-}
-
-// SetFaults replaces the injected faults.
-func (c *SX1262) SetFaults(f Faults) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.faults = f
-	c.updatePins()
-}
-
-// Violations returns the protocol violations recorded so far.
-func (c *SX1262) Violations() []Violation {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Violation(nil), c.viol.list...)
-}
-
-// Frames returns how many frames the chip sent and received.
-func (c *SX1262) Frames() (tx, rx int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.txFrames, c.rxFrames
 }
 
 // Register returns a register value (for tests).
@@ -157,8 +124,6 @@ func (c *SX1262) Register(addr uint16) byte {
 	defer c.mu.Unlock()
 	return c.regs[addr]
 }
-
-func (c *SX1262) now() time.Time { return c.bench.Clock.Now() }
 
 func (c *SX1262) powerOn() {
 	c.mode, c.cmdStatus = m26StbyRC, 0
@@ -179,12 +144,12 @@ func (c *SX1262) setBusy(d time.Duration) {
 	c.busyGen++
 	gen := c.busyGen
 	c.busyUntil = c.now().Add(d)
-	c.updatePins()
+	c.updateLines()
 	c.bench.Clock.At(c.busyUntil, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if gen == c.busyGen {
-			c.updatePins()
+			c.updateLines()
 		}
 	})
 }
@@ -205,7 +170,7 @@ func (c *SX1262) busy() bool {
 	return c.faults.BusyStuck || c.inReset || c.mode == m26Sleep || c.now().Before(c.busyUntil)
 }
 
-func (c *SX1262) updatePins() {
+func (c *SX1262) updateLines() {
 	b := gpio.Low
 	if c.busy() && !c.faults.Unplugged {
 		b = gpio.High
@@ -245,18 +210,7 @@ var cmdLen = map[byte]int{
 func (c *SX1262) tx(w, r []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	clear(r)
-	if c.faults.Unplugged {
-		for i := range r {
-			r[i] = c.faults.UnpluggedByte
-		}
-		return
-	}
-	if len(w) == 0 {
-		return
-	}
-	if c.csWired && c.CS.Read() != gpio.Low {
-		c.viol.add(c.now(), VNoCS, "SPI transaction with the hand-driven CS high: the chip does not see it")
+	if !c.busAnswers(w, r) || c.csIgnored() {
 		return
 	}
 	if c.mode == m26Sleep && !c.inReset && !c.faults.BusyStuck {
@@ -409,7 +363,7 @@ func (c *SX1262) leaveOp() { c.opGen++ }
 
 func (c *SX1262) setIRQ(bits uint16) {
 	c.irq |= bits & c.irqMask
-	c.updatePins()
+	c.updateLines()
 }
 
 // params decodes the modulation and packet parameters.

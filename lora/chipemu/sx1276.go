@@ -2,7 +2,6 @@ package chipemu
 
 import (
 	"math"
-	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -59,71 +58,37 @@ var sx127xBandwidths = [10]int{7800, 10400, 15600, 20800, 31250, 41700, 62500, 1
 
 // SX1276 is a register-level SX1276 emulator.
 type SX1276 struct {
-	name  string
-	bench *Bench
+	chipBase // Reset, CS, faults, violations, counters
 
-	// Pins: Reset (output from the driver), DIO0 (interrupt), CS (optional
-	// hand-driven chip select; when attached, NSS must be low during Tx).
-	Reset, DIO0, CS *Pin
+	// DIO0 is the interrupt line.
+	DIO0 *Pin
 
-	mu       sync.Mutex
-	regs     [0x80]byte
-	fifo     [256]byte
-	irq      byte
-	inReset  bool
-	csWired  bool
-	ptrSet   bool // FifoAddrPtr written since the last packet arrived
-	rxWrite  byte // where the next received packet goes in RX continuous
-	radio    *radiosim.Radio
-	txGen    uint64
-	sync16   uint16
-	ldro     bool
-	faults   Faults
-	viol     violations
-	txFrames int
-	rxFrames int
+	regs    [0x80]byte
+	fifo    [256]byte
+	irq     byte
+	ptrSet  bool // FifoAddrPtr written since the last packet arrived
+	rxWrite byte // where the next received packet goes in RX continuous
+	radio   *radiosim.Radio
+	txGen   uint64
+	sync16  uint16
+	ldro    bool
 }
 
 // NewSX1276 adds an SX1276 named name to the bench.
 func (b *Bench) NewSX1276(name string) *SX1276 {
-	c := &SX1276{name: name, bench: b}
+	c := &SX1276{}
+	c.initBase(b, name, c.resetLine, c.updateDIO)
 	c.DIO0 = newPin(b.Clock, name+".DIO0", -1, gpio.Low)
-	c.Reset = newPin(b.Clock, name+".RESET", -1, gpio.High)
-	c.CS = newPin(b.Clock, name+".CS", -1, gpio.High)
-	c.Reset.onOut = c.resetLine
-	c.CS.onOut = func(gpio.Level) { c.mu.Lock(); c.csWired = true; c.mu.Unlock() }
 	c.powerOn()
 	return c
 }
 
 // SPI returns the chip's SPI connection.
-func (c *SX1276) SPI() spi.Conn { return &spiConn{name: c.name + ".SPI", tx: c.tx} }
+func (c *SX1276) SPI() spi.Conn { return c.spiConn(c.tx) }
 
 // Attach wires the chip to board b on opener o.
 func (c *SX1276) Attach(o *Opener, b hw.Board) {
 	o.Attach(b, c.SPI(), map[string]*Pin{hw.PinReset: c.Reset, hw.PinIRQ: c.DIO0, hw.PinCS: c.CS})
-}
-
-// SetFaults replaces the injected faults.
-func (c *SX1276) SetFaults(f Faults) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.faults = f
-	c.updateDIO()
-}
-
-// Violations returns the protocol violations recorded so far.
-func (c *SX1276) Violations() []Violation {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Violation(nil), c.viol.list...)
-}
-
-// Frames returns how many frames the chip sent and received.
-func (c *SX1276) Frames() (tx, rx int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.txFrames, c.rxFrames
 }
 
 // Reg returns a register value (for tests).
@@ -165,30 +130,20 @@ func (c *SX1276) resetLine(l gpio.Level) {
 	c.inReset = false
 }
 
-func (c *SX1276) now() time.Time { return c.bench.Clock.Now() }
-
 func (c *SX1276) mode() byte { return c.regs[regOpMode] & 0x07 }
 
 // tx is one SPI transaction.
 func (c *SX1276) tx(w, r []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	clear(r)
-	if c.faults.Unplugged {
-		for i := range r {
-			r[i] = c.faults.UnpluggedByte
-		}
-		return
-	}
-	if len(w) == 0 {
+	if !c.busAnswers(w, r) {
 		return
 	}
 	if c.inReset {
 		c.viol.add(c.now(), VSPIInReset, "SPI access while RESET is held low")
 		return
 	}
-	if c.csWired && c.CS.Read() != gpio.Low {
-		c.viol.add(c.now(), VNoCS, "SPI transaction with the hand-driven CS high: the chip does not see it")
+	if c.csIgnored() {
 		return
 	}
 	addr := w[0] & 0x7F

@@ -3,29 +3,30 @@
 // as a radiolink.Device: frames out with Transmit, frames in (with RSSI and
 // SNR) from continuous receive.
 //
-// One goroutine owns the chip and DIO1. Every command first waits for BUSY
-// low (at most BusyTimeout). When the chip stops answering (BUSY stuck
-// high, no TxDone within the timeout, a status byte of 0x00/0xFF, a chip not
-// in RX when it should be) the link is reported down, RESET is pulsed and
-// the chip re-initialised; while that fails, Transmit returns ErrLinkDown
-// and re-initialisation is retried every RetryInterval.
+// The device lifecycle (owner goroutine, queues, health check, reset and
+// retry) is lora/chipdev's; this package holds the command code. Every
+// command first waits for BUSY low (at most BusyTimeout). When the chip
+// stops answering (BUSY stuck high, no TxDone within the timeout, a status
+// byte of 0x00/0xFF, a chip not in RX when it should be) the link is
+// reported down, RESET is pulsed and the chip re-initialised; while that
+// fails, Transmit returns ErrLinkDown and re-initialisation is retried
+// every RetryInterval.
 //
 // Time comes from Config.Now and Config.Sleep and from the pins' WaitForEdge
 // timeouts, so tests drive the driver on an emulator's virtual clock.
 package sx126x
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/spi"
 
 	"github.com/ternmesh/tern/lora/airtime"
+	"github.com/ternmesh/tern/lora/chipdev"
 	"github.com/ternmesh/tern/transports/radiolink"
 )
 
@@ -64,7 +65,7 @@ const (
 )
 
 // ErrLinkDown is returned (wrapped) while the chip is being recovered.
-var ErrLinkDown = errors.New("radio link down: the chip stopped answering and is being reset")
+var ErrLinkDown = chipdev.ErrLinkDown
 
 var bwCodes = map[int]byte{7800: 0x00, 10400: 0x08, 15600: 0x01, 20800: 0x09, 31250: 0x02,
 	41700: 0x0A, 62500: 0x03, 125000: 0x04, 250000: 0x05, 500000: 0x06}
@@ -88,7 +89,7 @@ type Config struct {
 	BusyTimeout time.Duration
 	// TxTimeout bounds the wait for TxDone; 0 means time on air * 1.5 + 100 ms.
 	TxTimeout time.Duration
-	// PollInterval, RetryInterval, HealthInterval: see the sx127x package;
+	// PollInterval, RetryInterval, HealthInterval: see chipdev.Timing;
 	// 0 means 10 ms, 1 s, 10 s.
 	PollInterval, RetryInterval, HealthInterval time.Duration
 	// CarrierThresholdDBm: ChannelBusy when GetRssiInst is above it; 0 means -100.
@@ -106,38 +107,30 @@ type Pins struct {
 }
 
 // Stats counts what the driver did.
-type Stats struct {
-	TxFrames, RxFrames, CRCErrors, Dropped, Timeouts, Resets int
-}
+type Stats = chipdev.Stats
 
 // Device is an SX126x radio. It implements radiolink.Device,
-// radiolink.AirtimeModel and radiolink.CarrierSense.
+// radiolink.AirtimeModel and radiolink.CarrierSense; its lifecycle methods
+// (Transmit, Receive, Close, LinkUp, Stats, ChannelBusy...) are chipdev's.
 type Device struct {
-	conn spi.Conn
-	pins Pins
-	cfg  Config
-	log  *slog.Logger
-
-	mu         sync.Mutex
-	up         bool
-	lastErr    error
-	nextRetry  time.Time
-	nextHealth time.Time
-	stats      Stats
-
-	txq       chan txReq
-	rxq       chan radiolink.RxFrame
-	closed    chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-type txReq struct {
-	frame []byte
-	res   chan error
+	*chipdev.Core
 }
 
 var _ radiolink.Device = (*Device)(nil)
+
+// chip is the command code behind a Device; it implements chipdev.Chip.
+type chip struct {
+	conn spi.Conn
+	pins Pins
+	cfg  Config
+}
+
+func (c *Config) timing() chipdev.Timing {
+	t := chipdev.Timing{PollInterval: c.PollInterval, RetryInterval: c.RetryInterval, HealthInterval: c.HealthInterval,
+		CarrierThresholdDBm: c.CarrierThresholdDBm, Now: c.Now, Sleep: c.Sleep, Logger: c.Logger}.WithDefaults()
+	c.Now, c.Sleep = t.Now, t.Sleep
+	return t
+}
 
 func (c *Config) defaults() error {
 	if c.TxPowerDBm == 0 {
@@ -148,27 +141,6 @@ func (c *Config) defaults() error {
 	}
 	if c.BusyTimeout <= 0 {
 		c.BusyTimeout = 100 * time.Millisecond
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 10 * time.Millisecond
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = time.Second
-	}
-	if c.HealthInterval <= 0 {
-		c.HealthInterval = 10 * time.Second
-	}
-	if c.CarrierThresholdDBm == 0 {
-		c.CarrierThresholdDBm = -100
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Sleep == nil {
-		c.Sleep = time.Sleep
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	if err := c.Modulation.Validate(); err != nil {
 		return fmt.Errorf("sx126x modulation: %w", err)
@@ -203,17 +175,13 @@ func Open(conn spi.Conn, pins Pins, cfg Config) (*Device, error) {
 	if pins.DIO1 == nil || pins.Busy == nil {
 		return nil, errors.New("sx126x: DIO1 and BUSY pins are required")
 	}
-	d := &Device{conn: conn, pins: pins, cfg: cfg, log: cfg.Logger.With("radio", "sx126x"),
-		txq: make(chan txReq), rxq: make(chan radiolink.RxFrame, 32),
-		closed: make(chan struct{}), done: make(chan struct{})}
-	d.mu.Lock()
-	err := d.initLocked()
-	d.mu.Unlock()
+	t := cfg.timing()
+	core, err := chipdev.Open(&chip{conn: conn, pins: pins, cfg: cfg},
+		chipdev.Config{Name: "sx126x", IRQ: pins.DIO1, FrequencyHz: cfg.FrequencyHz, Modulation: cfg.Modulation, Timing: t})
 	if err != nil {
 		return nil, err
 	}
-	go d.loop()
-	return d, nil
+	return &Device{Core: core}, nil
 }
 
 // Probe pulses reset (if wired), waits for BUSY low and reads the status
@@ -226,12 +194,12 @@ func Probe(conn spi.Conn, reset gpio.PinOut, busy gpio.PinIn, now func() time.Ti
 	if cfg.Sleep == nil {
 		cfg.Sleep = time.Sleep
 	}
-	d := &Device{conn: conn, pins: Pins{Reset: reset, Busy: busy}, cfg: cfg}
+	d := &chip{conn: conn, pins: Pins{Reset: reset, Busy: busy}, cfg: cfg}
 	d.pulseReset()
 	return d.checkChip()
 }
 
-func (d *Device) pulseReset() {
+func (d *chip) pulseReset() {
 	if d.pins.Reset == nil {
 		return
 	}
@@ -241,7 +209,7 @@ func (d *Device) pulseReset() {
 	d.cfg.Sleep(time.Millisecond)
 }
 
-func (d *Device) checkChip() (Status, error) {
+func (d *chip) checkChip() (Status, error) {
 	r, err := d.xfer([]byte{opGetStatus, 0})
 	if err != nil {
 		return Status{}, err
@@ -261,7 +229,7 @@ func (d *Device) checkChip() (Status, error) {
 }
 
 // waitBusy waits for BUSY low, at most BusyTimeout.
-func (d *Device) waitBusy() error {
+func (d *chip) waitBusy() error {
 	deadline := d.cfg.Now().Add(d.cfg.BusyTimeout)
 	for d.pins.Busy.Read() == gpio.High {
 		rem := deadline.Sub(d.cfg.Now())
@@ -274,7 +242,7 @@ func (d *Device) waitBusy() error {
 }
 
 // xfer waits for BUSY low and runs one transaction.
-func (d *Device) xfer(w []byte) ([]byte, error) {
+func (d *chip) xfer(w []byte) ([]byte, error) {
 	if err := d.waitBusy(); err != nil {
 		return nil, err
 	}
@@ -285,12 +253,12 @@ func (d *Device) xfer(w []byte) ([]byte, error) {
 	return r, nil
 }
 
-func (d *Device) cmd(op byte, params ...byte) error {
+func (d *chip) cmd(op byte, params ...byte) error {
 	_, err := d.xfer(append([]byte{op}, params...))
 	return err
 }
 
-func (d *Device) readReg(addr uint16, n int) ([]byte, error) {
+func (d *chip) readReg(addr uint16, n int) ([]byte, error) {
 	w := make([]byte, 4+n)
 	w[0], w[1], w[2] = opReadRegister, byte(addr>>8), byte(addr)
 	r, err := d.xfer(w)
@@ -301,7 +269,7 @@ func (d *Device) readReg(addr uint16, n int) ([]byte, error) {
 }
 
 type seq struct {
-	d   *Device
+	d   *chip
 	err error
 }
 
@@ -349,7 +317,7 @@ func tcxoCode(v float64) byte {
 	return 7
 }
 
-func (d *Device) packetParams(s *seq, n int) {
+func (d *chip) packetParams(s *seq, n int) {
 	m := d.cfg.Modulation
 	pre := m.Preamble
 	if pre == 0 {
@@ -366,11 +334,11 @@ func (d *Device) packetParams(s *seq, n int) {
 	s.setBits(regIQPolarity, 0x04, 0) // errata: standard IQ
 }
 
-// initLocked follows the spec's order: reset, STDBY_RC, Calibrate,
+// Init follows the spec's order: reset, STDBY_RC, Calibrate,
 // CalibrateImage, TCXO (recalibrating after it), packet type, sync word,
 // DIO2 RF switch, frequency, PA and TX params, buffer base, modulation,
 // packet params; then the IRQ routing and continuous RX.
-func (d *Device) initLocked() error {
+func (d *chip) Init() error {
 	d.pulseReset()
 	if _, err := d.checkChip(); err != nil {
 		return err
@@ -412,155 +380,69 @@ func (d *Device) initLocked() error {
 	s.c(opSetDioIrqParams, byte(irqUsed>>8), byte(irqUsed&0xFF), byte(irqUsed>>8), byte(irqUsed&0xFF), 0, 0, 0, 0)
 	s.c(opClearIrqStatus, 0xFF, 0xFF)
 	s.c(opSetRx, 0xFF, 0xFF, 0xFF)
-	if s.err != nil {
-		return s.err
-	}
-	d.nextHealth = c.Now().Add(c.HealthInterval)
-	if !d.up {
-		d.log.Info("sx126x link up", "freq_hz", c.FrequencyHz, "modulation", m.String(), "ldro", m.LDRO())
-	}
-	d.up, d.lastErr = true, nil
-	return nil
+	return s.err
 }
 
-// markDownLocked reports the link down; the owner goroutine resets and
-// re-initialises the chip on its next turn, so Transmit returns at once.
-func (d *Device) markDownLocked(cause error) {
-	if d.up {
-		d.log.Warn("sx126x link down: resetting the chip", "err", cause)
-	}
-	d.up, d.lastErr, d.nextRetry = false, cause, d.cfg.Now()
-}
-
-func (d *Device) recoverLocked(cause error) error {
-	if d.up {
-		d.log.Warn("sx126x link down: resetting the chip", "err", cause)
-	}
-	d.up, d.lastErr = false, cause
-	d.stats.Resets++
-	if err := d.initLocked(); err != nil {
-		d.lastErr = err
-		d.nextRetry = d.cfg.Now().Add(d.cfg.RetryInterval)
-		return err
-	}
-	return nil
-}
-
-func (d *Device) loop() {
-	defer close(d.done)
-	for {
-		select {
-		case <-d.closed:
-			return
-		case req := <-d.txq:
-			req.res <- d.transmit(req.frame)
-			continue
-		default:
-		}
-		d.mu.Lock()
-		up := d.up
-		now := d.cfg.Now()
-		if !up && !now.Before(d.nextRetry) {
-			d.recoverLocked(d.lastErr)
-		} else if up && !now.Before(d.nextHealth) {
-			d.nextHealth = now.Add(d.cfg.HealthInterval)
-			r, err := d.xfer([]byte{opGetStatus, 0})
-			if err == nil {
-				var st Status
-				st, err = ParseStatus(r[1])
-				if err == nil && st.Mode != ModeRX {
-					err = fmt.Errorf("chip in mode %d, not RX (reset or hung?)", st.Mode)
-				}
-			}
-			if err != nil {
-				d.recoverLocked(fmt.Errorf("health check: %w", err))
-			}
-		}
-		d.mu.Unlock()
-		if !up {
-			d.cfg.Sleep(d.cfg.PollInterval)
-			continue
-		}
-		if d.pins.DIO1.Read() == gpio.High || d.pins.DIO1.WaitForEdge(d.cfg.PollInterval) {
-			d.mu.Lock()
-			if err := d.receiveLocked(); err != nil {
-				d.recoverLocked(err)
-			}
-			d.mu.Unlock()
-		}
-	}
-}
-
-// receiveLocked reads and clears the IRQ status and queues a good packet.
-func (d *Device) receiveLocked() error {
-	r, err := d.xfer([]byte{opGetIrqStatus, 0, 0, 0})
+// Health checks the status byte says RX.
+func (d *chip) Health() error {
+	r, err := d.xfer([]byte{opGetStatus, 0})
 	if err != nil {
 		return err
+	}
+	st, err := ParseStatus(r[1])
+	if err == nil && st.Mode != ModeRX {
+		err = fmt.Errorf("chip in mode %d, not RX (reset or hung?)", st.Mode)
+	}
+	return err
+}
+
+// Receive reads and clears the IRQ status and returns a good packet.
+func (d *chip) Receive() (chipdev.Packet, error) {
+	r, err := d.xfer([]byte{opGetIrqStatus, 0, 0, 0})
+	if err != nil {
+		return chipdev.Packet{}, err
 	}
 	irq, err := ParseIrqStatus(r)
 	if err != nil || irq == 0 {
-		return err
+		return chipdev.Packet{}, err
 	}
 	if err := d.cmd(opClearIrqStatus, byte(irq>>8), byte(irq)); err != nil {
-		return err
+		return chipdev.Packet{}, err
 	}
 	if irq&IrqRxDone == 0 {
-		return nil
+		return chipdev.Packet{}, nil
 	}
 	if irq&(IrqCrcErr|IrqHeaderErr) != 0 {
-		d.stats.CRCErrors++
-		return nil
+		return chipdev.Packet{CRCError: true}, nil
 	}
 	r, err = d.xfer([]byte{opGetRxBufferState, 0, 0, 0})
 	if err != nil {
-		return err
+		return chipdev.Packet{}, err
 	}
 	rb, err := ParseRxBufferStatus(r)
 	if err != nil {
-		return nil
+		return chipdev.Packet{}, nil
 	}
 	w := make([]byte, 3+rb.Length)
 	w[0], w[1] = opReadBuffer, rb.Start
 	r, err = d.xfer(w)
 	if err != nil {
-		return err
+		return chipdev.Packet{}, err
 	}
 	data := append([]byte(nil), r[3:]...)
 	r, err = d.xfer([]byte{opGetPacketStatus, 0, 0, 0, 0})
 	if err != nil {
-		return err
+		return chipdev.Packet{}, err
 	}
 	rssi, snr, err := ParsePacketStatus(r)
 	if err != nil {
-		return nil
+		return chipdev.Packet{}, nil
 	}
-	d.stats.RxFrames++
-	select {
-	case d.rxq <- radiolink.RxFrame{Data: data, RSSI: rssi, SNR: snr, At: d.cfg.Now()}:
-	default:
-		d.stats.Dropped++
-	}
-	return nil
+	return chipdev.Packet{Data: data, RSSI: rssi, SNR: snr}, nil
 }
 
-func (d *Device) transmit(frame []byte) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.up {
-		if err := d.recoverLocked(d.lastErr); err != nil {
-			return fmt.Errorf("sx126x: %w (last error: %v)", ErrLinkDown, err)
-		}
-	}
-	if err := d.txLocked(frame); err != nil {
-		d.stats.Timeouts++
-		d.markDownLocked(err)
-		return fmt.Errorf("sx126x: %w", err)
-	}
-	d.stats.TxFrames++
-	return nil
-}
-
-func (d *Device) txLocked(frame []byte) error {
+// Transmit sends one frame, waits for TxDone on DIO1 and returns to RX.
+func (d *chip) Transmit(frame []byte) error {
 	s := &seq{d: d}
 	s.c(opSetStandby, 0)
 	d.packetParams(s, len(frame))
@@ -569,18 +451,9 @@ func (d *Device) txLocked(frame []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	timeout := d.cfg.TxTimeout
-	if timeout <= 0 {
-		toa := d.cfg.Modulation.TimeOnAir(len(frame))
-		timeout = toa + toa/2 + 100*time.Millisecond
-	}
-	deadline := d.cfg.Now().Add(timeout)
-	for d.pins.DIO1.Read() != gpio.High {
-		rem := deadline.Sub(d.cfg.Now())
-		if rem <= 0 {
-			return fmt.Errorf("no TxDone on DIO1 within %v: chip hung or DIO1 not wired (check ?irq=)", timeout)
-		}
-		d.pins.DIO1.WaitForEdge(rem)
+	timeout := chipdev.TxTimeout(d.cfg.TxTimeout, d.cfg.Modulation, len(frame))
+	if !chipdev.WaitHigh(d.pins.DIO1, timeout, d.cfg.Now) {
+		return fmt.Errorf("no TxDone on DIO1 within %v: chip hung or DIO1 not wired (check ?irq=)", timeout)
 	}
 	r, err := d.xfer([]byte{opGetIrqStatus, 0, 0, 0})
 	if err != nil {
@@ -599,84 +472,18 @@ func (d *Device) txLocked(frame []byte) error {
 	return s.err
 }
 
-// Transmit sends one frame and returns when TxDone came.
-func (d *Device) Transmit(ctx context.Context, frame []byte) error {
-	if len(frame) == 0 || len(frame) > d.MaxFrame() {
-		return fmt.Errorf("sx126x: frame of %d bytes: a LoRa frame carries 1..%d bytes", len(frame), d.MaxFrame())
-	}
-	req := txReq{frame: append([]byte(nil), frame...), res: make(chan error, 1)}
-	select {
-	case d.txq <- req:
-	case <-d.closed:
-		return fmt.Errorf("sx126x: %w", radiolink.ErrDeviceClosed)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.res:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Receive returns the next frame received intact.
-func (d *Device) Receive(ctx context.Context) (radiolink.RxFrame, error) {
-	select {
-	case f := <-d.rxq:
-		return f, nil
-	case <-d.closed:
-		return radiolink.RxFrame{}, fmt.Errorf("sx126x: %w", radiolink.ErrDeviceClosed)
-	case <-ctx.Done():
-		return radiolink.RxFrame{}, ctx.Err()
-	}
-}
-
-// MaxFrame is the LoRa maximum payload.
-func (d *Device) MaxFrame() int { return airtime.MaxPayloadBytes }
-
-// TimeOnAir implements radiolink.AirtimeModel.
-func (d *Device) TimeOnAir(n int) time.Duration { return d.cfg.Modulation.TimeOnAir(n) }
-
-// ChannelBusy implements radiolink.CarrierSense with GetRssiInst. LoRa
-// signals below the noise floor do not show.
-func (d *Device) ChannelBusy() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.up {
-		return false
-	}
+// RSSI is GetRssiInst in dBm.
+func (d *chip) RSSI() (float64, error) {
 	r, err := d.xfer([]byte{opGetRssiInst, 0, 0})
 	if err != nil {
-		return false
+		return 0, err
 	}
-	return -float64(r[2])/2 > d.cfg.CarrierThresholdDBm
+	return -float64(r[2]) / 2, nil
 }
 
-// LinkUp reports whether the chip is answering, and the last error if not.
-func (d *Device) LinkUp() (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.up, d.lastErr
-}
-
-// Stats returns the driver's counters.
-func (d *Device) Stats() Stats {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stats
-}
-
-// Close stops the owner goroutine and leaves the chip in standby.
-func (d *Device) Close() error {
-	d.closeOnce.Do(func() {
-		close(d.closed)
-		<-d.done
-		d.mu.Lock()
-		if d.up {
-			d.cmd(opSetStandby, 0)
-		}
-		d.mu.Unlock()
-	})
-	return nil
+// Stop leaves a chip that answers in standby.
+func (d *chip) Stop(up bool) {
+	if up {
+		d.cmd(opSetStandby, 0)
+	}
 }

@@ -2,11 +2,11 @@
 // over SPI through its register interface, as a radiolink.Device: frames
 // out with Transmit, frames in (with RSSI and SNR) from continuous receive.
 //
-// One goroutine owns the chip and its DIO0 interrupt line: it serves
-// transmit requests and reads received packets. When the chip stops
-// answering (no TxDone within the timeout, a wrong OpMode, a version
-// register reading 0x00 or 0xFF) the link is reported down, RESET is pulsed
-// and the chip is re-initialised; while that fails, Transmit returns
+// The device lifecycle (owner goroutine, queues, health check, reset and
+// retry) is lora/chipdev's; this package holds the register code. The chip
+// is reported down when it stops answering: no TxDone within the timeout,
+// a wrong OpMode, a version register reading 0x00 or 0xFF. RESET is then
+// pulsed and the chip re-initialised; while that fails, Transmit returns
 // ErrLinkDown and re-initialisation is retried every RetryInterval.
 //
 // Time comes from Config.Now and Config.Sleep and from the pins' WaitForEdge
@@ -14,18 +14,17 @@
 package sx127x
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/spi"
 
 	"github.com/ternmesh/tern/lora/airtime"
+	"github.com/ternmesh/tern/lora/chipdev"
 	"github.com/ternmesh/tern/transports/radiolink"
 )
 
@@ -66,7 +65,7 @@ const (
 )
 
 // ErrLinkDown is returned (wrapped) while the chip is being recovered.
-var ErrLinkDown = errors.New("radio link down: the chip stopped answering and is being reset")
+var ErrLinkDown = chipdev.ErrLinkDown
 
 // ErrNoChip is returned (wrapped) when the version register reads 0x00 or 0xFF.
 var ErrNoChip = errors.New("no chip answers on the SPI bus: check the HAT is seated and the board name is right")
@@ -108,38 +107,30 @@ type Pins struct {
 }
 
 // Stats counts what the driver did.
-type Stats struct {
-	TxFrames, RxFrames, CRCErrors, Dropped, Timeouts, Resets int
-}
+type Stats = chipdev.Stats
 
 // Device is an SX127x radio. It implements radiolink.Device,
-// radiolink.AirtimeModel and radiolink.CarrierSense.
+// radiolink.AirtimeModel and radiolink.CarrierSense; its lifecycle methods
+// (Transmit, Receive, Close, LinkUp, Stats, ChannelBusy...) are chipdev's.
 type Device struct {
-	conn spi.Conn
-	pins Pins
-	cfg  Config
-	log  *slog.Logger
-
-	mu         sync.Mutex // SPI access and the fields below
-	up         bool
-	lastErr    error
-	nextRetry  time.Time
-	nextHealth time.Time
-	stats      Stats
-
-	txq       chan txReq
-	rxq       chan radiolink.RxFrame
-	closed    chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-type txReq struct {
-	frame []byte
-	res   chan error
+	*chipdev.Core
 }
 
 var _ radiolink.Device = (*Device)(nil)
+
+// chip is the register code behind a Device; it implements chipdev.Chip.
+type chip struct {
+	conn spi.Conn
+	pins Pins
+	cfg  Config
+}
+
+func (c *Config) timing() chipdev.Timing {
+	t := chipdev.Timing{PollInterval: c.PollInterval, RetryInterval: c.RetryInterval, HealthInterval: c.HealthInterval,
+		CarrierThresholdDBm: c.CarrierThresholdDBm, Now: c.Now, Sleep: c.Sleep, Logger: c.Logger}.WithDefaults()
+	c.Now, c.Sleep = t.Now, t.Sleep
+	return t
+}
 
 func (c *Config) defaults() error {
 	if c.TxPowerDBm == 0 {
@@ -147,27 +138,6 @@ func (c *Config) defaults() error {
 	}
 	if c.SyncWord == 0 {
 		c.SyncWord = 0x12
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 10 * time.Millisecond
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = time.Second
-	}
-	if c.HealthInterval <= 0 {
-		c.HealthInterval = 10 * time.Second
-	}
-	if c.CarrierThresholdDBm == 0 {
-		c.CarrierThresholdDBm = -100
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Sleep == nil {
-		c.Sleep = time.Sleep
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	if err := c.Modulation.Validate(); err != nil {
 		return fmt.Errorf("sx127x modulation: %w", err)
@@ -206,17 +176,13 @@ func Open(conn spi.Conn, pins Pins, cfg Config) (*Device, error) {
 	if pins.DIO0 == nil {
 		return nil, errors.New("sx127x: DIO0 pin missing: the driver needs the interrupt line")
 	}
-	d := &Device{conn: conn, pins: pins, cfg: cfg, log: cfg.Logger.With("radio", "sx127x"),
-		txq: make(chan txReq), rxq: make(chan radiolink.RxFrame, 32),
-		closed: make(chan struct{}), done: make(chan struct{})}
-	d.mu.Lock()
-	err := d.initLocked()
-	d.mu.Unlock()
+	t := cfg.timing()
+	core, err := chipdev.Open(&chip{conn: conn, pins: pins, cfg: cfg},
+		chipdev.Config{Name: "sx127x", IRQ: pins.DIO0, FrequencyHz: cfg.FrequencyHz, Modulation: cfg.Modulation, Timing: t})
 	if err != nil {
 		return nil, err
 	}
-	go d.loop()
-	return d, nil
+	return &Device{Core: core}, nil
 }
 
 // Probe pulses reset (if wired) and reads the version register.
@@ -224,14 +190,14 @@ func Probe(conn spi.Conn, reset gpio.PinOut, sleep func(time.Duration)) (byte, e
 	if sleep == nil {
 		sleep = time.Sleep
 	}
-	d := &Device{conn: conn, pins: Pins{Reset: reset}, cfg: Config{Sleep: sleep}}
+	d := &chip{conn: conn, pins: Pins{Reset: reset}, cfg: Config{Sleep: sleep}}
 	if reset != nil {
 		d.pulseReset()
 	}
 	return d.checkVersion()
 }
 
-func (d *Device) pulseReset() {
+func (d *chip) pulseReset() {
 	if d.pins.Reset == nil {
 		return
 	}
@@ -241,7 +207,7 @@ func (d *Device) pulseReset() {
 	d.cfg.Sleep(6 * time.Millisecond)
 }
 
-func (d *Device) checkVersion() (byte, error) {
+func (d *chip) checkVersion() (byte, error) {
 	v, err := d.read(regVersion)
 	if err != nil {
 		return 0, err
@@ -255,7 +221,7 @@ func (d *Device) checkVersion() (byte, error) {
 	return v, nil
 }
 
-func (d *Device) write(addr byte, data ...byte) error {
+func (d *chip) write(addr byte, data ...byte) error {
 	w := append([]byte{addr | 0x80}, data...)
 	if err := d.conn.Tx(w, make([]byte, len(w))); err != nil {
 		return fmt.Errorf("sx127x: SPI write 0x%02X: %w", addr, err)
@@ -263,7 +229,7 @@ func (d *Device) write(addr byte, data ...byte) error {
 	return nil
 }
 
-func (d *Device) readN(addr byte, n int) ([]byte, error) {
+func (d *chip) readN(addr byte, n int) ([]byte, error) {
 	w := make([]byte, n+1)
 	w[0] = addr & 0x7F
 	r := make([]byte, n+1)
@@ -273,7 +239,7 @@ func (d *Device) readN(addr byte, n int) ([]byte, error) {
 	return r[1:], nil
 }
 
-func (d *Device) read(addr byte) (byte, error) {
+func (d *chip) read(addr byte) (byte, error) {
 	b, err := d.readN(addr, 1)
 	if err != nil {
 		return 0, err
@@ -282,7 +248,7 @@ func (d *Device) read(addr byte) (byte, error) {
 }
 
 type seq struct {
-	d   *Device
+	d   *chip
 	err error
 }
 
@@ -292,8 +258,8 @@ func (s *seq) w(addr byte, data ...byte) {
 	}
 }
 
-// initLocked resets and configures the chip and enters RX continuous.
-func (d *Device) initLocked() error {
+// Init resets and configures the chip and enters RX continuous.
+func (d *chip) Init() error {
 	d.pulseReset()
 	if _, err := d.checkVersion(); err != nil {
 		return err
@@ -352,144 +318,61 @@ func (d *Device) initLocked() error {
 	s.w(regIrqFlags, 0xFF)
 	s.w(regDioMapping1, 0x00)
 	s.w(regOpMode, modeRxCont)
-	if s.err != nil {
-		return s.err
-	}
-	d.nextHealth = c.Now().Add(c.HealthInterval)
-	if !d.up {
-		d.log.Info("sx127x link up", "freq_hz", c.FrequencyHz, "modulation", m.String(), "ldro", m.LDRO())
-	}
-	d.up, d.lastErr = true, nil
-	return nil
+	return s.err
 }
 
-// markDownLocked reports the link down; the owner goroutine resets and
-// re-initialises the chip on its next turn, so Transmit returns at once.
-func (d *Device) markDownLocked(cause error) {
-	if d.up {
-		d.log.Warn("sx127x link down: resetting the chip", "err", cause)
-	}
-	d.up, d.lastErr, d.nextRetry = false, cause, d.cfg.Now()
-}
-
-// recoverLocked marks the link down (if up), pulses reset and
-// re-initialises. It returns the init error.
-func (d *Device) recoverLocked(cause error) error {
-	if d.up {
-		d.log.Warn("sx127x link down: resetting the chip", "err", cause)
-	}
-	d.up, d.lastErr = false, cause
-	d.stats.Resets++
-	if err := d.initLocked(); err != nil {
-		d.lastErr = err
-		d.nextRetry = d.cfg.Now().Add(d.cfg.RetryInterval)
-		return err
+// Health checks the chip is still in RX continuous.
+func (d *chip) Health() error {
+	if v, err := d.read(regOpMode); err != nil || v != modeRxCont {
+		return fmt.Errorf("OpMode 0x%02X, want RX continuous 0x85 (chip reset or hung?): %v", v, err)
 	}
 	return nil
 }
 
-func (d *Device) loop() {
-	defer close(d.done)
-	for {
-		select {
-		case <-d.closed:
-			return
-		case req := <-d.txq:
-			req.res <- d.transmit(req.frame)
-			continue
-		default:
-		}
-		d.mu.Lock()
-		up := d.up
-		now := d.cfg.Now()
-		if !up && !now.Before(d.nextRetry) {
-			d.recoverLocked(d.lastErr)
-		} else if up && !now.Before(d.nextHealth) {
-			d.nextHealth = now.Add(d.cfg.HealthInterval)
-			if v, err := d.read(regOpMode); err != nil || v != modeRxCont {
-				d.recoverLocked(fmt.Errorf("health check: OpMode 0x%02X, want RX continuous 0x85 (chip reset or hung?): %v", v, err))
-			}
-		}
-		d.mu.Unlock()
-		if !up {
-			d.cfg.Sleep(d.cfg.PollInterval)
-			continue
-		}
-		if d.pins.DIO0.Read() == gpio.High || d.pins.DIO0.WaitForEdge(d.cfg.PollInterval) {
-			d.mu.Lock()
-			d.receiveLocked()
-			d.mu.Unlock()
-		}
-	}
-}
-
-// receiveLocked reads and clears the IRQ flags and queues a good packet.
-func (d *Device) receiveLocked() {
+// Receive reads and clears the IRQ flags and returns a good packet. SPI
+// errors drop the packet without failing the link.
+func (d *chip) Receive() (chipdev.Packet, error) {
 	flags, err := d.read(regIrqFlags)
 	if err != nil || flags == 0 {
-		return
+		return chipdev.Packet{}, nil
 	}
 	if err := d.write(regIrqFlags, flags); err != nil {
-		return
+		return chipdev.Packet{}, nil
 	}
 	if flags&IrqRxDone == 0 {
-		return
+		return chipdev.Packet{}, nil
 	}
 	hdr, err := d.readN(regRxNbBytes, 1)
 	if err != nil {
-		return
+		return chipdev.Packet{}, nil
 	}
 	cur, err := d.read(regFifoRxCur)
 	if err != nil {
-		return
+		return chipdev.Packet{}, nil
 	}
 	q, err := d.readN(regPktSnr, 2)
 	if err != nil {
-		return
+		return chipdev.Packet{}, nil
 	}
 	st, err := ParseRxStatus(flags, hdr[0], cur, q[0], q[1], d.cfg.FrequencyHz >= 525_000_000)
 	if errors.Is(err, ErrCRC) {
-		d.stats.CRCErrors++
-		return
+		return chipdev.Packet{CRCError: true}, nil
 	}
 	if err != nil {
-		return
+		return chipdev.Packet{}, nil
 	}
 	if err := d.write(regFifoAddrPtr, st.Start); err != nil {
-		return
+		return chipdev.Packet{}, nil
 	}
 	data, err := d.readN(regFifo, st.Length)
 	if err != nil {
-		return
+		return chipdev.Packet{}, nil
 	}
-	d.stats.RxFrames++
-	select {
-	case d.rxq <- radiolink.RxFrame{Data: data, RSSI: st.RSSI, SNR: st.SNR, At: d.cfg.Now()}:
-	default:
-		d.stats.Dropped++
-	}
+	return chipdev.Packet{Data: data, RSSI: st.RSSI, SNR: st.SNR}, nil
 }
 
-// transmit runs on the owner goroutine.
-func (d *Device) transmit(frame []byte) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.up {
-		if err := d.recoverLocked(d.lastErr); err != nil {
-			return fmt.Errorf("sx127x: %w (last error: %v)", ErrLinkDown, err)
-		}
-	}
-	err := d.txLocked(frame)
-	if err != nil {
-		d.stats.Timeouts++
-		d.markDownLocked(err)
-		return fmt.Errorf("sx127x: %w", err)
-	}
-	d.stats.TxFrames++
-	return nil
-}
-
-func (d *Device) txLocked(frame []byte) error {
+// Transmit sends one frame, waits for TxDone on DIO0 and returns to RX.
+func (d *chip) Transmit(frame []byte) error {
 	s := &seq{d: d}
 	s.w(regOpMode, modeStandby)
 	s.w(regFifoTxBase, 0)
@@ -501,12 +384,8 @@ func (d *Device) txLocked(frame []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	timeout := d.cfg.TxTimeout
-	if timeout <= 0 {
-		toa := d.cfg.Modulation.TimeOnAir(len(frame))
-		timeout = toa + toa/2 + 100*time.Millisecond
-	}
-	if !d.waitHigh(d.pins.DIO0, timeout) {
+	timeout := chipdev.TxTimeout(d.cfg.TxTimeout, d.cfg.Modulation, len(frame))
+	if !chipdev.WaitHigh(d.pins.DIO0, timeout, d.cfg.Now) {
 		return fmt.Errorf("no TxDone on DIO0 within %v: chip hung or DIO0 not wired (check the irq pin)", timeout)
 	}
 	flags, err := d.read(regIrqFlags)
@@ -522,99 +401,20 @@ func (d *Device) txLocked(frame []byte) error {
 	return s.err
 }
 
-// waitHigh waits for pin to read high, at most timeout on the driver's clock.
-func (d *Device) waitHigh(pin gpio.PinIn, timeout time.Duration) bool {
-	deadline := d.cfg.Now().Add(timeout)
-	for pin.Read() != gpio.High {
-		rem := deadline.Sub(d.cfg.Now())
-		if rem <= 0 {
-			return false
-		}
-		pin.WaitForEdge(rem)
-	}
-	return true
-}
-
-// Transmit sends one frame and returns when TxDone came.
-func (d *Device) Transmit(ctx context.Context, frame []byte) error {
-	if len(frame) == 0 || len(frame) > d.MaxFrame() {
-		return fmt.Errorf("sx127x: frame of %d bytes: a LoRa frame carries 1..%d bytes", len(frame), d.MaxFrame())
-	}
-	req := txReq{frame: append([]byte(nil), frame...), res: make(chan error, 1)}
-	select {
-	case d.txq <- req:
-	case <-d.closed:
-		return fmt.Errorf("sx127x: %w", radiolink.ErrDeviceClosed)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.res:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Receive returns the next frame received intact.
-func (d *Device) Receive(ctx context.Context) (radiolink.RxFrame, error) {
-	select {
-	case f := <-d.rxq:
-		return f, nil
-	case <-d.closed:
-		return radiolink.RxFrame{}, fmt.Errorf("sx127x: %w", radiolink.ErrDeviceClosed)
-	case <-ctx.Done():
-		return radiolink.RxFrame{}, ctx.Err()
-	}
-}
-
-// MaxFrame is the LoRa maximum payload.
-func (d *Device) MaxFrame() int { return airtime.MaxPayloadBytes }
-
-// TimeOnAir implements radiolink.AirtimeModel.
-func (d *Device) TimeOnAir(n int) time.Duration { return d.cfg.Modulation.TimeOnAir(n) }
-
-// ChannelBusy implements radiolink.CarrierSense with the instantaneous
-// RSSI (RegRssiValue). LoRa signals below the noise floor do not show.
-func (d *Device) ChannelBusy() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.up {
-		return false
-	}
+// RSSI is the instantaneous RSSI (RegRssiValue) in dBm.
+func (d *chip) RSSI() (float64, error) {
 	v, err := d.read(regRssiValue)
 	if err != nil {
-		return false
+		return 0, err
 	}
 	off := 157.0
 	if d.cfg.FrequencyHz < 525_000_000 {
 		off = 164
 	}
-	return float64(v)-off > d.cfg.CarrierThresholdDBm
+	return float64(v) - off, nil
 }
 
-// LinkUp reports whether the chip is answering, and the last error if not.
-func (d *Device) LinkUp() (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.up, d.lastErr
-}
-
-// Stats returns the driver's counters.
-func (d *Device) Stats() Stats {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stats
-}
-
-// Close stops the owner goroutine and puts the chip to sleep.
-func (d *Device) Close() error {
-	d.closeOnce.Do(func() {
-		close(d.closed)
-		<-d.done
-		d.mu.Lock()
-		d.write(regOpMode, modeSleepLoRa)
-		d.mu.Unlock()
-	})
-	return nil
+// Stop puts the chip to sleep.
+func (d *chip) Stop(bool) {
+	d.write(regOpMode, modeSleepLoRa)
 }
