@@ -60,6 +60,7 @@ type Node struct {
 
 	mu        sync.Mutex
 	listeners []transports.Listener
+	radioStop map[string]context.CancelFunc // running radio links by URL
 }
 
 // Open loads (or on first run creates) the identity and the store in
@@ -261,6 +262,7 @@ func (n *Node) connect(rawURL string, save bool) error {
 
 // RemovePeer forgets a saved link and disconnects it.
 func (n *Node) RemovePeer(rawURL string) error {
+	n.stopRadio(rawURL)
 	n.router.Disconnect(rawURL)
 	if v, _ := n.links.Get([]byte(rawURL)); v != nil {
 		var s savedLink

@@ -21,22 +21,34 @@ type RadioOpener func(ctx context.Context, u *url.URL) (radiolink.Device, radiol
 // device, run the link layer over it, and when the device fails (a modem
 // unplugged, a TNC gone) log why and open it again with backoff.
 func (n *Node) runRadio(rawURL string, u *url.URL, open RadioOpener) {
+	ctx, cancel := context.WithCancel(n.ctx)
+	n.mu.Lock()
+	if n.radioStop == nil {
+		n.radioStop = map[string]context.CancelFunc{}
+	}
+	if _, running := n.radioStop[rawURL]; running {
+		n.mu.Unlock()
+		cancel()
+		return
+	}
+	n.radioStop[rawURL] = cancel
+	n.mu.Unlock()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		backoff := time.Second
 		wait := func() bool {
 			select {
-			case <-n.ctx.Done():
+			case <-ctx.Done():
 				return false
 			case <-time.After(backoff):
 				backoff = min(2*backoff, time.Minute)
 				return true
 			}
 		}
-		for n.ctx.Err() == nil {
-			err := n.attachRadio(rawURL, u, open, func() { backoff = time.Second })
-			if n.ctx.Err() != nil {
+		for ctx.Err() == nil {
+			err := n.attachRadio(ctx, rawURL, u, open, func() { backoff = time.Second })
+			if ctx.Err() != nil {
 				return
 			}
 			n.log.Warn("radio link is down; retrying", "url", rawURL, "in", backoff, "err", err)
@@ -48,8 +60,8 @@ func (n *Node) runRadio(rawURL string, u *url.URL, open RadioOpener) {
 }
 
 // attachRadio runs one life of a radio device; it returns why it ended.
-func (n *Node) attachRadio(rawURL string, u *url.URL, open RadioOpener, opened func()) error {
-	dev, cfg, err := open(n.ctx, u)
+func (n *Node) attachRadio(ctx context.Context, rawURL string, u *url.URL, open RadioOpener, opened func()) error {
+	dev, cfg, err := open(ctx, u)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", rawURL, err)
 	}
@@ -60,15 +72,27 @@ func (n *Node) attachRadio(rawURL string, u *url.URL, open RadioOpener, opened f
 	if cfg.Name == "" {
 		cfg.Name = u.Scheme + ":" + u.Host + u.Path
 	}
-	radio, err := radiolink.Attach(n.ctx, dev, cfg)
+	radio, err := radiolink.Attach(ctx, dev, cfg)
 	if err != nil {
 		return fmt.Errorf("starting the link layer on %s: %w", rawURL, err)
 	}
 	n.log.Info("radio link up", "url", rawURL, "max_frame", dev.MaxFrame(), "clear_only", cfg.ClearOnly)
 	n.router.Serve(radio)
-	err = radiolink.Run(n.ctx, dev, radio)
+	err = radiolink.Run(ctx, dev, radio)
 	if err == nil {
 		err = errors.New("stopped")
 	}
 	return err
+}
+
+// stopRadio ends the radio link named by rawURL, if one runs.
+func (n *Node) stopRadio(rawURL string) bool {
+	n.mu.Lock()
+	cancel := n.radioStop[rawURL]
+	delete(n.radioStop, rawURL)
+	n.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return cancel != nil
 }

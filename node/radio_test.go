@@ -230,3 +230,28 @@ func TestSpentAirtimeBudgetQueuesAndSaysWhen(t *testing.T) {
 		t.Errorf("nothing queued while the budget is spent: %+v", info)
 	}
 }
+
+// TestRemovingARadioLinkStopsIt: `tern peer rm` of a radio URL closes the
+// device and the neighbours heard through it.
+func TestRemovingARadioLinkStopsIt(t *testing.T) {
+	air := &ether{}
+	a, devA := startRadioNode(t, air, "alice", false)
+	startRadioNode(t, air, "bob", false)
+	waitUntil(t, "alice hears bob", func() bool { return len(a.Router().Peers()) > 0 && a.Router().Peers()[0].State == "up" })
+	if err := a.RemovePeer("fake://air"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-devA.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the radio device was not closed")
+	}
+	waitUntil(t, "bob's link is down at alice", func() bool {
+		for _, p := range a.Router().Peers() {
+			if p.State == "up" {
+				return false
+			}
+		}
+		return true
+	})
+}
