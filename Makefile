@@ -20,10 +20,10 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tern-linux-arm64 ./cmd/tern
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tern-linux-amd64 ./cmd/tern
 
-# Debian packages some tests need (none yet for the QUIC-only node).
+# Debian packages the tests drive for real (appended below by the tests that need them).
 deps:
 	@if [ -n "$(DEB_PACKAGES)" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(DEB_PACKAGES); \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES); \
 	  else echo "make deps: run as root to install $(DEB_PACKAGES)"; fi; fi
 
 test: deps
