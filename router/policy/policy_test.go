@@ -110,3 +110,41 @@ func TestSpray(t *testing.T) {
 		t.Error("spray-and-wait decisions wrong")
 	}
 }
+
+// TestAdvertiseSplitHorizonAndExpiry: a neighbour is never told the route
+// that goes through it (it hears the next best instead), a route not
+// announced again turns stale after LiveFor and leaves the announces, and
+// a withdrawn route is no longer advertised.
+func TestAdvertiseSplitHorizonAndExpiry(t *testing.T) {
+	a, b, c, d := bundle.Addr{'A'}, bundle.Addr{'B'}, bundle.Addr{'C'}, bundle.Addr{'D'}
+	tab := NewTable(a, TableConfig{LiveFor: time.Minute})
+	tab.Learn(b, 1, []bundle.Route{{Dest: d, Hops: 1}}, t0)
+	tab.Learn(c, 2, []bundle.Route{{Dest: d, Hops: 1}}, t0) // feasible: reports 1 < 2
+	hops := func(rs []bundle.Route, dest bundle.Addr) int {
+		for _, r := range rs {
+			if r.Dest == dest {
+				return int(r.Hops)
+			}
+		}
+		return -1
+	}
+	if h := hops(tab.Advertise(c, 0), d); h != 2 {
+		t.Errorf("told C that D is %d away, want 2 (through B)", h)
+	}
+	if h := hops(tab.Advertise(b, 0), d); h != 3 {
+		t.Errorf("told B that D is %d away, want 3 (through C, never B's own route)", h)
+	}
+	// B keeps announcing, C goes silent: only B's route stays.
+	tab.Learn(b, 1, []bundle.Route{{Dest: d, Hops: 1}}, t0.Add(50*time.Second))
+	if !tab.Expire(t0.Add(90 * time.Second)) {
+		t.Error("C's route did not expire after LiveFor without an announce")
+	}
+	if h := hops(tab.Advertise(b, 0), d); h != -1 {
+		t.Errorf("B still hears D at %d through C's expired route", h)
+	}
+	// B withdraws D: nobody hears of it any more.
+	tab.Learn(b, 1, nil, t0.Add(100*time.Second))
+	if h := hops(tab.Advertise(c, 0), d); h != -1 {
+		t.Errorf("D still advertised at %d after B withdrew it", h)
+	}
+}

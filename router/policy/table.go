@@ -2,6 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -28,9 +30,23 @@ type Route struct {
 	Feasible bool
 	// Seen is when the route was last advertised or the link last up.
 	Seen time.Time
+	// stamp is the Learn call that last listed the route.
+	stamp uint64
+}
+
+// viaEntry is the routes through one neighbour.
+type viaEntry struct {
+	routes map[bundle.Addr]*Route // by destination
+	// learned is when the neighbour's last announce was applied: every
+	// live learned route through it was refreshed (or withdrawn) then,
+	// so they all expire together.
+	learned time.Time
+	// expiring is true while live learned routes through it may expire.
+	expiring bool
 }
 
 type destEntry struct {
+	dest bundle.Addr
 	// fd is the feasible distance: the smallest metric this node has had
 	// for the destination since the entry was last reset. A neighbour's
 	// route is feasible only if it reports a metric strictly below fd, so
@@ -61,6 +77,20 @@ type Table struct {
 	self  bundle.Addr
 	cfg   TableConfig
 	dests map[bundle.Addr]*destEntry
+	// vias indexes the same routes by neighbour, so an announce or a
+	// neighbour going down touches only the routes through it.
+	vias map[bundle.Addr]*viaEntry
+	// lost holds the entries whose lostAt is set (hold-down running).
+	lost map[bundle.Addr]*destEntry
+	// sweepAt is the earliest time a stale route may be old enough to
+	// drop; Expire scans the whole table only then.
+	sweepAt time.Time
+	// ver counts changes that may alter what Advertise says; adv caches
+	// the per-destination best routes for one ver and penalty snapshot.
+	ver uint64
+	// learns numbers Learn calls (Route.stamp).
+	learns uint64
+	adv    advCache
 	// penalty, when set, adds units to routes through a neighbour
 	// (reputation).
 	penalty func(via bundle.Addr) uint8
@@ -77,7 +107,8 @@ func NewTable(self bundle.Addr, cfg TableConfig) *Table {
 	if cfg.HoldDown <= 0 {
 		cfg.HoldDown = 2 * cfg.LiveFor
 	}
-	return &Table{self: self, cfg: cfg, dests: make(map[bundle.Addr]*destEntry)}
+	return &Table{self: self, cfg: cfg, dests: make(map[bundle.Addr]*destEntry),
+		vias: make(map[bundle.Addr]*viaEntry), lost: make(map[bundle.Addr]*destEntry)}
 }
 
 // SetPenalty installs a per-neighbour metric penalty (nil: none).
@@ -86,7 +117,7 @@ func (t *Table) SetPenalty(p func(via bundle.Addr) uint8) { t.penalty = p }
 func (t *Table) entry(dest bundle.Addr) *destEntry {
 	e := t.dests[dest]
 	if e == nil {
-		e = &destEntry{fd: MaxMetric, routes: make(map[bundle.Addr]*Route)}
+		e = &destEntry{dest: dest, fd: MaxMetric, routes: make(map[bundle.Addr]*Route)}
 		t.dests[dest] = e
 	}
 	return e
@@ -100,13 +131,28 @@ func (t *Table) NeighbourUp(n bundle.Addr, units uint8, now time.Time) bool {
 // NeighbourDown marks every route through n stale.
 func (t *Table) NeighbourDown(n bundle.Addr, now time.Time) bool {
 	changed := false
-	for _, e := range t.dests {
-		if r := e.routes[n]; r != nil && r.Live {
+	v := t.vias[n]
+	if v == nil {
+		return false
+	}
+	for dest, r := range v.routes {
+		if r.Live {
 			r.Live, r.Seen, changed = false, now, true
-			t.noteLoss(e, now)
+			t.ver++
+			t.noteLoss(t.dests[dest], now)
 		}
 	}
+	v.expiring = false
 	return changed
+}
+
+func (t *Table) via(n bundle.Addr) *viaEntry {
+	v := t.vias[n]
+	if v == nil {
+		v = &viaEntry{routes: make(map[bundle.Addr]*Route)}
+		t.vias[n] = v
+	}
+	return v
 }
 
 // update applies one advertised route: via reports reported units to dest,
@@ -116,12 +162,16 @@ func (t *Table) update(dest, via bundle.Addr, reported, units uint8, now time.Ti
 		return false
 	}
 	metric := int(reported) + int(units)
+	if metric >= MaxMetric && t.dests[dest] == nil {
+		return false
+	}
 	e := t.entry(dest)
 	t.maybeReset(e, now)
 	r := e.routes[via]
 	if metric >= MaxMetric {
 		if r != nil && r.Live {
 			r.Live, r.Seen = false, now
+			t.ver++
 			t.noteLoss(e, now)
 			return true
 		}
@@ -129,9 +179,13 @@ func (t *Table) update(dest, via bundle.Addr, reported, units uint8, now time.Ti
 	}
 	feasible := dest == via || reported < e.fd
 	changed := r == nil || !r.Live || r.Metric != uint8(metric) || r.Feasible != feasible
+	if changed {
+		t.ver++
+	}
 	if r == nil {
 		r = &Route{Dest: dest, Via: via}
 		e.routes[via] = r
+		t.via(via).routes[dest] = r
 	}
 	r.Metric, r.Reported, r.Live, r.Feasible, r.Seen = uint8(metric), reported, true, feasible, now
 	if feasible && uint8(metric) < e.fd {
@@ -149,12 +203,18 @@ func (t *Table) noteLoss(e *destEntry, now time.Time) {
 	}
 	if e.lostAt.IsZero() {
 		e.lostAt = now
+		t.lost[e.dest] = e
 	}
 }
 
 func (t *Table) maybeReset(e *destEntry, now time.Time) {
-	if !e.lostAt.IsZero() && now.Sub(e.lostAt) >= t.cfg.HoldDown {
+	if e.lostAt.IsZero() {
+		return // nothing lost, nothing to reset or clear
+	}
+	if now.Sub(e.lostAt) >= t.cfg.HoldDown {
 		e.fd, e.lostAt = MaxMetric, time.Time{}
+		t.ver++
+		delete(t.lost, e.dest)
 		for _, r := range e.routes {
 			if r.Live {
 				r.Feasible = r.Dest == r.Via || r.Reported < MaxMetric
@@ -167,6 +227,7 @@ func (t *Table) maybeReset(e *destEntry, now time.Time) {
 	for _, r := range e.routes {
 		if r.Live && r.Feasible {
 			e.lostAt = time.Time{}
+			delete(t.lost, e.dest)
 			return
 		}
 	}
@@ -177,46 +238,92 @@ func (t *Table) maybeReset(e *destEntry, now time.Time) {
 // longer lists turn stale. It reports whether routing may have changed.
 func (t *Table) Learn(from bundle.Addr, units uint8, routes []bundle.Route, now time.Time) bool {
 	changed := t.update(from, from, 0, units, now)
-	listed := make(map[bundle.Addr]bool, len(routes))
+	t.learns++
+	v := t.via(from)
 	for _, r := range routes {
 		if r.Dest == t.self || r.Dest == from {
 			continue
 		}
-		listed[r.Dest] = true
 		if t.update(r.Dest, from, r.Hops, units, now) {
 			changed = true
 		}
-	}
-	for dest, e := range t.dests {
-		if r := e.routes[from]; r != nil && dest != from && r.Live && !listed[dest] {
-			r.Live, r.Seen, changed = false, now, true
-			t.noteLoss(e, now)
+		if rt := v.routes[r.Dest]; rt != nil {
+			rt.stamp = t.learns
 		}
 	}
+	for dest, r := range v.routes {
+		if dest != from && r.Live && r.stamp != t.learns {
+			r.Live, r.Seen, changed = false, now, true
+			t.ver++
+			t.noteLoss(t.dests[dest], now)
+		}
+	}
+	v.learned, v.expiring = now, true
 	return changed
 }
 
 // Expire turns learned routes not refreshed within LiveFor stale (direct
 // routes stay live while their link is up: the caller refreshes them with
 // NeighbourUp), and drops stale routes older than StaleFor.
+//
+// It costs one step per neighbour plus one per destination in hold-down;
+// the whole table is scanned only when a stale route may be old enough
+// to drop.
 func (t *Table) Expire(now time.Time) bool {
 	changed := false
-	for dest, e := range t.dests {
-		for via, r := range e.routes {
-			switch {
-			case r.Live && dest != via && now.Sub(r.Seen) > t.cfg.LiveFor:
+	for via, v := range t.vias {
+		if !v.expiring || now.Sub(v.learned) <= t.cfg.LiveFor {
+			continue
+		}
+		// Every live learned route through via was refreshed at
+		// v.learned (Learn withdraws the others), so all are due now.
+		for dest, r := range v.routes {
+			if r.Live && dest != via && now.Sub(r.Seen) > t.cfg.LiveFor {
 				r.Live, changed = false, true
-				t.noteLoss(e, now)
-			case !r.Live && now.Sub(r.Seen) > t.cfg.StaleFor:
-				delete(e.routes, via)
+				t.ver++
+				t.noteLoss(t.dests[dest], now)
 			}
 		}
+		v.expiring = false
+	}
+	if !now.Before(t.sweepAt) {
+		t.sweep(now)
+	}
+	for _, e := range t.lost {
 		t.maybeReset(e, now)
-		if len(e.routes) == 0 {
-			delete(t.dests, dest)
-		}
 	}
 	return changed
+}
+
+// sweep drops stale routes older than StaleFor and empty entries, and
+// sets when the next sweep is due.
+func (t *Table) sweep(now time.Time) {
+	next := now.Add(t.cfg.StaleFor - t.cfg.LiveFor)
+	for dest, e := range t.dests {
+		for via, r := range e.routes {
+			if r.Live {
+				continue
+			}
+			if now.Sub(r.Seen) > t.cfg.StaleFor {
+				delete(e.routes, via)
+				if v := t.vias[via]; v != nil {
+					delete(v.routes, dest)
+					if len(v.routes) == 0 {
+						delete(t.vias, via)
+					}
+				}
+				continue
+			}
+			if at := r.Seen.Add(t.cfg.StaleFor + 1); at.Before(next) {
+				next = at
+			}
+		}
+		if len(e.routes) == 0 {
+			delete(t.dests, dest)
+			delete(t.lost, dest)
+		}
+	}
+	t.sweepAt = next
 }
 
 func (t *Table) metric(r *Route) int {
@@ -284,31 +391,96 @@ func (t *Table) HasLive(dest bundle.Addr, up func(bundle.Addr) bool) bool {
 // routes (limit <= 0: all); the nearest destinations are kept, so a
 // budget-limited radio announce still serves its neighbourhood.
 func (t *Table) Advertise(to bundle.Addr, limit int) []bundle.Route {
-	out := []bundle.Route{{Dest: t.self, Hops: 0}}
-	for dest, e := range t.dests {
-		if dest == to {
-			continue
-		}
-		best := MaxMetric
-		for via, r := range e.routes {
-			if r.Live && r.Feasible && via != to && t.metric(r) < best {
-				best = t.metric(r)
-			}
-		}
-		if best < MaxMetric {
-			out = append(out, bundle.Route{Dest: dest, Hops: uint8(best)})
+	base := t.advertBase()
+	out := make([]bundle.Route, 0, len(base)+1)
+	var moved []bundle.Route // destinations whose best route goes through to
+	for _, b := range base {
+		switch {
+		case b.dest == to:
+		case b.via != to:
+			out = append(out, bundle.Route{Dest: b.dest, Hops: b.best})
+		case b.second < MaxMetric:
+			moved = append(moved, bundle.Route{Dest: b.dest, Hops: b.second})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Hops != out[j].Hops {
-			return out[i].Hops < out[j].Hops
-		}
-		return bytes.Compare(out[i].Dest[:], out[j].Dest[:]) < 0
-	})
+	if len(moved) > 0 {
+		out = append(out, moved...)
+		slices.SortFunc(out, cmpRoute)
+	}
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
 	return out
+}
+
+func cmpRoute(a, b bundle.Route) int {
+	if a.Hops != b.Hops {
+		return int(a.Hops) - int(b.Hops)
+	}
+	return bytes.Compare(a.Dest[:], b.Dest[:])
+}
+
+// advBest is one destination's best advertised metric, the neighbour it
+// goes through, and the best metric through any other neighbour (for
+// split horizon).
+type advBest struct {
+	dest   bundle.Addr
+	via    bundle.Addr
+	best   uint8
+	second uint8
+}
+
+type advCache struct {
+	ok   bool
+	ver  uint64
+	pen  map[bundle.Addr]int
+	base []advBest // sorted by best metric, then address; self first
+}
+
+// advertBase returns the cached per-destination bests, recomputing them
+// only when the table or a neighbour's penalty changed.
+func (t *Table) advertBase() []advBest {
+	pen := make(map[bundle.Addr]int, len(t.vias))
+	if t.penalty != nil {
+		for via := range t.vias {
+			if p := int(t.penalty(via)); p != 0 {
+				pen[via] = p
+			}
+		}
+	}
+	c := &t.adv
+	if c.ok && c.ver == t.ver && maps.Equal(c.pen, pen) {
+		return c.base
+	}
+	base := make([]advBest, 1, len(t.dests)+1)
+	base[0] = advBest{dest: t.self, via: t.self, best: 0, second: MaxMetric}
+	for dest, e := range t.dests {
+		b := advBest{dest: dest, best: MaxMetric, second: MaxMetric}
+		for via, r := range e.routes {
+			if !r.Live || !r.Feasible {
+				continue
+			}
+			m := int(r.Metric) + pen[via]
+			if m >= MaxMetric {
+				continue
+			}
+			switch {
+			case m < int(b.best) || (m == int(b.best) && bytes.Compare(via[:], b.via[:]) < 0):
+				b.second = b.best
+				b.best, b.via = uint8(m), via
+			case m < int(b.second):
+				b.second = uint8(m)
+			}
+		}
+		if b.best < MaxMetric {
+			base = append(base, b)
+		}
+	}
+	slices.SortFunc(base, func(a, b advBest) int {
+		return cmpRoute(bundle.Route{Dest: a.dest, Hops: a.best}, bundle.Route{Dest: b.dest, Hops: b.best})
+	})
+	*c = advCache{ok: true, ver: t.ver, pen: pen, base: base}
+	return base
 }
 
 // Routes lists every route, by destination then metric.
