@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -220,65 +219,15 @@ func parseSPIRadio(u *url.URL) (spiRadio, error) {
 		return fmt.Errorf("LoRa URL %q: %s=%q: %s", raw, key, q.Get(key), why)
 	}
 	integer := func(key string, lo, hi int) (int, bool, error) {
-		v := q.Get(key)
-		if v == "" {
-			return 0, false, nil
+		v, ok, err := airtime.QueryInt(q, key, lo, hi)
+		if err != nil {
+			return 0, false, fmt.Errorf("LoRa URL %q: %w", raw, err)
 		}
-		n, err := strconv.ParseInt(v, 0, 64)
-		if err != nil || n < int64(lo) || n > int64(hi) {
-			return 0, false, bad(key, fmt.Sprintf("want a whole number from %d to %d", lo, hi))
-		}
-		return int(n), true, nil
-	}
-	number := func(key string) (float64, bool, error) {
-		v := q.Get(key)
-		if v == "" {
-			return 0, false, nil
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
-			return 0, false, bad(key, "want a positive number")
-		}
-		return f, true, nil
+		return v, ok, nil
 	}
 
-	f, ok, err := number("freq")
-	if err != nil {
-		return r, err
-	}
-	if !ok {
-		return r, fmt.Errorf("LoRa URL %q: freq is required, in MHz (e.g. freq=869.525)", raw)
-	}
-	if f < 137 || f > 1020 {
-		return r, bad("freq", "want MHz between 137 and 1020 (e.g. 869.525)")
-	}
-	r.FrequencyHz = int64(math.Round(f * 1e6))
-
-	r.LoRa = airtime.Params{SF: 9, BandwidthHz: 125000, CR: 1, Preamble: 8, CRC: true}
-	if name := q.Get("preset"); name != "" {
-		if r.LoRa, err = airtime.Preset(name); err != nil {
-			return r, fmt.Errorf("LoRa URL %q: %w", raw, err)
-		}
-	}
-	if v, ok, err := integer("sf", 5, 12); err != nil {
-		return r, err
-	} else if ok {
-		r.LoRa.SF = v
-	}
-	if v, ok, err := number("bw"); err != nil {
-		return r, err
-	} else if ok {
-		r.LoRa.BandwidthHz = int(math.Round(v * 1000))
-	}
-	if v, ok, err := integer("cr", 5, 8); err != nil {
-		return r, err
-	} else if ok {
-		r.LoRa.CR = v - 4
-	}
-	if v, ok, err := integer("preamble", 6, 65535); err != nil {
-		return r, err
-	} else if ok {
-		r.LoRa.Preamble = v
+	if r.FrequencyHz, r.LoRa, _, err = airtime.ParseChannel(q); err != nil {
+		return r, fmt.Errorf("LoRa URL %q: %w", raw, err)
 	}
 	if err := r.LoRa.Validate(); err != nil {
 		return r, fmt.Errorf("LoRa URL %q: %w", raw, err)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -119,27 +117,12 @@ func ParseURL(s string) (Config, error) {
 	bad := func(key, why string) error {
 		return fmt.Errorf("modem URL %q: %s=%q: %s", s, key, q.Get(key), why)
 	}
-	num := func(key string) (float64, bool, error) {
-		v := q.Get(key)
-		if v == "" {
-			return 0, false, nil
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, false, bad(key, "not a number")
-		}
-		return f, true, nil
-	}
 	integer := func(key string, lo, hi int) (int, bool, error) {
-		v := q.Get(key)
-		if v == "" {
-			return 0, false, nil
+		v, ok, err := airtime.QueryInt(q, key, lo, hi)
+		if err != nil {
+			return 0, false, fmt.Errorf("modem URL %q: %w", s, err)
 		}
-		n, err := strconv.ParseInt(v, 0, 64)
-		if err != nil || n < int64(lo) || n > int64(hi) {
-			return 0, false, bad(key, fmt.Sprintf("want a whole number from %d to %d", lo, hi))
-		}
-		return int(n), true, nil
+		return v, ok, nil
 	}
 	flag := func(key string, def bool) (bool, error) {
 		switch q.Get(key) {
@@ -166,17 +149,14 @@ func ParseURL(s string) (Config, error) {
 		}
 	}
 
-	f, ok, err := num("freq")
+	freq, lora, preset, err := airtime.ParseChannel(q)
 	if err != nil {
-		return Config{}, err
+		return Config{}, fmt.Errorf("modem URL %q: %w", s, err)
 	}
-	if !ok {
-		return Config{}, fmt.Errorf("modem URL %q: freq is required, in MHz (e.g. freq=869.525)", s)
+	if preset != "" && cfg.Kind == KindE22 {
+		return Config{}, bad("preset", "the E22 picks its modulation from its air rate: use air=2.4k etc.")
 	}
-	if f < 137 || f > 1020 {
-		return Config{}, bad("freq", "want MHz between 137 and 1020 (e.g. 869.525)")
-	}
-	cfg.FrequencyHz = int64(math.Round(f * 1e6))
+	cfg.FrequencyHz, cfg.LoRa, cfg.Preset = freq, lora, preset
 
 	cfg.TxPowerDBm = 14
 	if cfg.Kind == KindE22 {
@@ -186,38 +166,6 @@ func ParseURL(s string) (Config, error) {
 		return Config{}, err
 	} else if ok {
 		cfg.TxPowerDBm = v
-	}
-
-	cfg.LoRa = airtime.Params{SF: 9, BandwidthHz: 125000, CR: 1, Preamble: 8, CRC: true}
-	if name := q.Get("preset"); name != "" {
-		if cfg.Kind == KindE22 {
-			return Config{}, bad("preset", "the E22 picks its modulation from its air rate: use air=2.4k etc.")
-		}
-		p, err := airtime.Preset(name)
-		if err != nil {
-			return Config{}, fmt.Errorf("modem URL %q: %w", s, err)
-		}
-		cfg.LoRa, cfg.Preset = p, name
-	}
-	if v, ok, err := integer("sf", 5, 12); err != nil {
-		return Config{}, err
-	} else if ok {
-		cfg.LoRa.SF = v
-	}
-	if v, ok, err := num("bw"); err != nil {
-		return Config{}, err
-	} else if ok {
-		cfg.LoRa.BandwidthHz = int(math.Round(v * 1000))
-	}
-	if v, ok, err := integer("cr", 5, 8); err != nil {
-		return Config{}, err
-	} else if ok {
-		cfg.LoRa.CR = v - 4
-	}
-	if v, ok, err := integer("preamble", 2, 65535); err != nil {
-		return Config{}, err
-	} else if ok {
-		cfg.LoRa.Preamble = v
 	}
 	if cfg.Kind != KindE22 {
 		if err := cfg.LoRa.Validate(); err != nil {
