@@ -135,6 +135,7 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	r.routesChanged()
 	wake(n.wake)
 
+	r.startVoice(n, l) // voice datagrams, when l carries them (voice.go)
 	frames := make(chan []byte, 1024)
 	r.wg.Add(2)
 	go func() {

@@ -85,6 +85,10 @@ type Router struct {
 	changed   chan struct{}
 	announce  uint64
 	origins   *origins
+	voice     voiceState // live voice datagram relay (voice.go)
+
+	savedShape string    // routes and hops last written (persist.go)
+	savedAt    time.Time // when
 }
 
 // New starts a router. Close stops it.
@@ -123,6 +127,7 @@ func New(cfg Config) (*Router, error) {
 		localWake: make(chan struct{}, 1), changed: make(chan struct{}, 1),
 		origins: newOrigins(1 << 16),
 	}
+	r.loadRoutes()
 	r.wg.Add(3)
 	go r.localLoop()
 	go r.announceLoop()
@@ -140,6 +145,7 @@ func (r *Router) Close() error {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.saveRoutes()
 	return nil
 }
 
@@ -300,6 +306,7 @@ func (r *Router) announceLoop() {
 			r.reroute()
 		}
 		r.table.expire(r.cfg.Now())
+		r.saveRoutes()
 		r.mu.Lock()
 		nbrs := make([]*neighbour, 0, len(r.nbrs))
 		for _, n := range r.nbrs {
