@@ -85,7 +85,8 @@ type ReleaseLink interface {
 
 // DatagramLink is an optional capability of links that can also carry
 // unreliable, unordered datagrams beside the frame pipe (QUIC RFC 9221),
-// used for live voice. SendDatagram never blocks for long and may drop.
+// used for live voice. SendDatagram may drop, and may block briefly while
+// the link's own datagram queue is full.
 type DatagramLink interface {
 	SendDatagram(b []byte) error
 	RecvDatagram(ctx context.Context) ([]byte, error)

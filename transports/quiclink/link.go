@@ -374,7 +374,9 @@ func (l *Link) ConnectionState() tls.ConnectionState {
 }
 
 // SendDatagram implements transports.DatagramLink: one unreliable QUIC
-// datagram, dropped rather than queued when the path is congested.
+// datagram. quic-go queues up to 32 datagrams and then blocks until one is
+// sent, so callers that must never wait (the router's voice relay) put
+// their own bounded queue in front and drop when it is full.
 func (l *Link) SendDatagram(b []byte) error {
 	if err := l.closedErr(); err != nil {
 		return err
