@@ -37,8 +37,11 @@ func TestChatSurvivesFastLinkOutage(t *testing.T) {
 	fastA.Close() // outage of the fast link
 	eventually(t, "A notices the fast link is gone", func() bool {
 		a.r.mu.Lock()
-		defer a.r.mu.Unlock()
-		return len(a.r.nbrs[b.addr].links) == 1
+		n := a.r.nbrs[b.addr]
+		a.r.mu.Unlock()
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.links) == 1
 	})
 	say("slow", 5)
 	if got := slowA.(*transports.MemLink).Stats().FramesOut - slowBefore; got < 5 {
