@@ -7,7 +7,7 @@ BIN       ?= bin
 DEB_PACKAGES ?=
 LDFLAGS   := -s -w
 
-.PHONY: all build cross test deps bench fuzz clean
+.PHONY: all build cross test race deps bench fuzz clean
 
 all: build
 
@@ -29,7 +29,15 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 14m ./...
+	$(MAKE) race
 	$(MAKE) cross
+
+# The race detector over the concurrent core (it needs cgo and a C compiler;
+# the single-goroutine simulator is left out).
+race:
+	@if command -v gcc >/dev/null; then \
+	  CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m ./router ./store ./crypto ./node ./api ./transports ./transports/quiclink ./transports/radiolink; \
+	else echo "make race: skipped, the race detector needs gcc (apt-get install -y gcc)"; fi
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
