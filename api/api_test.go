@@ -100,3 +100,25 @@ func FuzzRequests(f *testing.F) {
 		}
 	})
 }
+
+// TestRenameReachesTheSharedCard: a name chosen in the web UI is on the
+// card that /v1/id (and so `tern id`) shares from then on.
+func TestRenameReachesTheSharedCard(t *testing.T) {
+	n, err := node.Open(node.Config{DataDir: t.TempDir(), Name: "old", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Start(node.Links{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := WebHandler(n, NewProfile(n, false, nil), slog.New(slog.DiscardHandler))
+	if rec := do(h, "PUT", "/v1/profile", `{"name":"Ada at the mast"}`); rec.Code != 200 {
+		t.Fatalf("rename: %d %s", rec.Code, rec.Body.String())
+	}
+	var id ID
+	json.Unmarshal(do(h, "GET", "/v1/id", "").Body.Bytes(), &id)
+	if id.Name != "Ada at the mast" {
+		t.Errorf("/v1/id names %q after the rename", id.Name)
+	}
+}

@@ -49,29 +49,21 @@ func SavedName(dataDir string) string {
 // Profile is the node's display name and the card issued with it. It is
 // safe for concurrent use.
 type Profile struct {
-	n   *node.Node
-	now func() time.Time
+	n *node.Node
 
 	mu    sync.Mutex
-	card  *crypto.Card
 	named bool
 }
 
 // NewProfile starts from the node's card; named says whether the user has
 // chosen the name (in the UI, or with --name).
+// (now is unused since the node issues cards itself; kept for callers.)
 func NewProfile(n *node.Node, named bool, now func() time.Time) *Profile {
-	if now == nil {
-		now = time.Now
-	}
-	return &Profile{n: n, now: now, card: n.Card(), named: named || SavedName(n.DataDir()) != ""}
+	return &Profile{n: n, named: named || SavedName(n.DataDir()) != ""}
 }
 
-// Card returns the current card.
-func (p *Profile) Card() *crypto.Card {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.card
-}
+// Card returns the node's current card.
+func (p *Profile) Card() *crypto.Card { return p.n.Card() }
 
 // SetName issues a card with name and saves name for the next start.
 func (p *Profile) SetName(name string) error {
@@ -84,10 +76,6 @@ func (p *Profile) SetName(name string) error {
 	case strings.ContainsAny(name, "\r\n\t"):
 		return errors.New("the name contains a line break or tab: use a single line")
 	}
-	card, err := p.n.Identity().NewCard(name, nil, p.now(), node.CardValidity)
-	if err != nil {
-		return fmt.Errorf("issuing a card named %q: %w", name, err)
-	}
 	path := filepath.Join(p.n.DataDir(), NameFile)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(name+"\n"), 0o600); err != nil {
@@ -96,8 +84,11 @@ func (p *Profile) SetName(name string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("saving the name: %w", err)
 	}
+	if _, err := p.n.SetName(name); err != nil {
+		return err
+	}
 	p.mu.Lock()
-	p.card, p.named = card, true
+	p.named = true
 	p.mu.Unlock()
 	return nil
 }

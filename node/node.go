@@ -287,11 +287,29 @@ func (n *Node) Close() error {
 
 // Identity, Card, Router, Chat and Store expose the parts to the local API.
 func (n *Node) Identity() *crypto.Identity { return n.id }
-func (n *Node) Card() *crypto.Card         { return n.card }
-func (n *Node) Router() *router.Router     { return n.router }
-func (n *Node) Chat() *chat.App            { return n.chat }
-func (n *Node) Store() *store.Store        { return n.store }
-func (n *Node) DataDir() string            { return n.cfg.DataDir }
+func (n *Node) Card() *crypto.Card {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.card
+}
+
+// SetName issues a fresh card carrying name; the new card is what the API
+// shares from now on. (Links already up keep the card they proved at
+// connection time until they reconnect.)
+func (n *Node) SetName(name string) (*crypto.Card, error) {
+	card, err := n.id.NewCard(name, nil, n.cfg.Now(), CardValidity)
+	if err != nil {
+		return nil, fmt.Errorf("issuing a card named %q: %w", name, err)
+	}
+	n.mu.Lock()
+	n.card = card
+	n.mu.Unlock()
+	return card, nil
+}
+func (n *Node) Router() *router.Router { return n.router }
+func (n *Node) Chat() *chat.App        { return n.chat }
+func (n *Node) Store() *store.Store    { return n.store }
+func (n *Node) DataDir() string        { return n.cfg.DataDir }
 
 // ListenAddrs lists where the node accepts links, in URL form.
 func (n *Node) ListenAddrs() []string {
