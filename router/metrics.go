@@ -77,6 +77,7 @@ type Metrics struct {
 	Rejected    map[string]uint64   `json:"rejected_by_reason"`
 	StoredNow   int                 `json:"stored_now"`
 	StoredBytes int64               `json:"stored_bytes"`
+	Voice       VoiceCounters       `json:"voice"`
 }
 
 // WritePrometheus writes the snapshot in the Prometheus text format.
@@ -114,6 +115,27 @@ func (s Metrics) WritePrometheus(w io.Writer) {
 	fmt.Fprintf(w, "# HELP tern_bundles_rejected_by_reason_total Rejected bundles by reason.\n# TYPE tern_bundles_rejected_by_reason_total counter\n")
 	for _, r := range reasons {
 		fmt.Fprintf(w, "tern_bundles_rejected_by_reason_total{reason=%q} %d\n", r, s.Rejected[r])
+	}
+	vc := []struct {
+		name, help string
+		v          uint64
+	}{
+		{"tern_voice_received_total", "Voice datagrams read from links.", s.Voice.Received},
+		{"tern_voice_delivered_total", "Voice datagrams handed to a local application.", s.Voice.Delivered},
+		{"tern_voice_forwarded_total", "Voice datagrams relayed to a next hop.", s.Voice.Forwarded},
+		{"tern_voice_sent_total", "Voice datagrams originated here.", s.Voice.Sent},
+	}
+	for _, c := range vc {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v)
+	}
+	vreasons := make([]string, 0, len(s.Voice.Dropped))
+	for r := range s.Voice.Dropped {
+		vreasons = append(vreasons, r)
+	}
+	sort.Strings(vreasons)
+	fmt.Fprintf(w, "# HELP tern_voice_dropped_total Voice datagrams dropped, by reason.\n# TYPE tern_voice_dropped_total counter\n")
+	for _, r := range vreasons {
+		fmt.Fprintf(w, "tern_voice_dropped_total{reason=%q} %d\n", r, s.Voice.Dropped[r])
 	}
 	fmt.Fprintf(w, "# HELP tern_store_bundles Bundles held in the store now.\n# TYPE tern_store_bundles gauge\ntern_store_bundles %d\n", s.StoredNow)
 	fmt.Fprintf(w, "# HELP tern_store_bytes Bytes of bundles held in the store now.\n# TYPE tern_store_bytes gauge\ntern_store_bytes %d\n", s.StoredBytes)

@@ -362,6 +362,7 @@ func (r *Router) Metrics() Metrics {
 	})
 	st := r.cfg.Store.Stats()
 	s.StoredNow, s.StoredBytes = st.Bundles, st.Bytes
+	s.Voice = r.VoiceMetrics()
 	return s
 }
 
