@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/ternmesh/tern/lora/chipdev"
 	"log/slog"
 	"math"
 	"net/url"
@@ -121,11 +122,11 @@ func startHATNode(t *testing.T, bench *chipemu.Bench, o hw.Opener, board, name s
 		case hw.SX1262:
 			chip, err = sx126x.Open(hd.Conn, sx126x.Pins{Reset: hd.Reset, Busy: hd.Busy, DIO1: hd.IRQ}, sx126x.Config{
 				FrequencyHz: hatFreq, Modulation: hatParams, TCXOVolts: b.TCXOVolts, DIO2RFSwitch: b.DIO2RFSwitch,
-				RetryInterval: 200 * time.Millisecond, Now: bench.Now, Sleep: bench.Sleep, Logger: log})
+				Timing: chipdev.Timing{RetryInterval: 200 * time.Millisecond, Now: bench.Now, Sleep: bench.Sleep, Logger: log}})
 		default:
 			chip, err = sx127x.Open(hd.Conn, sx127x.Pins{Reset: hd.Reset, DIO0: hd.IRQ}, sx127x.Config{
 				FrequencyHz: hatFreq, Modulation: hatParams,
-				RetryInterval: 200 * time.Millisecond, Now: bench.Now, Sleep: bench.Sleep, Logger: log})
+				Timing: chipdev.Timing{RetryInterval: 200 * time.Millisecond, Now: bench.Now, Sleep: bench.Sleep, Logger: log}})
 		}
 		if err != nil {
 			hd.Close()

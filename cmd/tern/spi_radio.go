@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ternmesh/tern/lora/chipdev"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -118,11 +119,11 @@ func openSPIRadio(ctx context.Context, u *url.URL, log *slog.Logger, env spiEnv)
 			FrequencyHz: r.FrequencyHz, Modulation: r.LoRa, TxPowerDBm: r.TxPowerDBm,
 			SyncWord:  sx126xSync(r.SyncWord),
 			TCXOVolts: r.Board.TCXOVolts, DIO2RFSwitch: r.Board.DIO2RFSwitch,
-			Now: env.now, Sleep: env.sleep, Logger: log})
+			Timing: chipdev.Timing{Now: env.now, Sleep: env.sleep, Logger: log}})
 	case hw.SX1276:
 		chip, err = sx127x.Open(h.Conn, sx127x.Pins{Reset: h.Reset, DIO0: h.IRQ}, sx127x.Config{
 			FrequencyHz: r.FrequencyHz, Modulation: r.LoRa, TxPowerDBm: r.TxPowerDBm, SyncWord: r.SyncWord,
-			Now: env.now, Sleep: env.sleep, Logger: log})
+			Timing: chipdev.Timing{Now: env.now, Sleep: env.sleep, Logger: log}})
 	default:
 		err = fmt.Errorf("chip %s has no SPI driver", r.Board.Chip)
 	}

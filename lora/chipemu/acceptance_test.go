@@ -3,6 +3,7 @@ package chipemu_test
 import (
 	"context"
 	"errors"
+	"github.com/ternmesh/tern/lora/chipdev"
 	"testing"
 	"time"
 
@@ -54,13 +55,13 @@ func TestWaveshareAndAdafruitTalk(t *testing.T) {
 
 	d62, err := sx126x.Open(h62.Conn, sx126x.Pins{Reset: h62.Reset, Busy: h62.Busy, DIO1: h62.IRQ}, sx126x.Config{
 		FrequencyHz: freq, Modulation: sf9, SyncWord: 0x1424, TCXOVolts: ws.TCXOVolts, DIO2RFSwitch: ws.DIO2RFSwitch,
-		Now: b.Now, Sleep: b.Sleep})
+		Timing: chipdev.Timing{Now: b.Now, Sleep: b.Sleep}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d62.Close()
 	d76, err := sx127x.Open(h76.Conn, sx127x.Pins{Reset: h76.Reset, DIO0: h76.IRQ}, sx127x.Config{
-		FrequencyHz: freq, Modulation: sf9, SyncWord: 0x12, Now: b.Now, Sleep: b.Sleep})
+		FrequencyHz: freq, Modulation: sf9, SyncWord: 0x12, Timing: chipdev.Timing{Now: b.Now, Sleep: b.Sleep}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +116,12 @@ func TestSyncWordSpellings(t *testing.T) {
 		b.Start()
 		c62, c76 := b.NewSX1262("a", false, false), b.NewSX1276("b")
 		d62, err := sx126x.Open(c62.SPI(), sx126x.Pins{Reset: c62.Reset, Busy: c62.Busy, DIO1: c62.DIO1},
-			sx126x.Config{FrequencyHz: freq, Modulation: sf9, SyncWord: tc.sx126x, Now: b.Now, Sleep: b.Sleep})
+			sx126x.Config{FrequencyHz: freq, Modulation: sf9, SyncWord: tc.sx126x, Timing: chipdev.Timing{Now: b.Now, Sleep: b.Sleep}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		d76, err := sx127x.Open(c76.SPI(), sx127x.Pins{Reset: c76.Reset, DIO0: c76.DIO0},
-			sx127x.Config{FrequencyHz: freq, Modulation: sf9, SyncWord: 0x12, Now: b.Now, Sleep: b.Sleep})
+			sx127x.Config{FrequencyHz: freq, Modulation: sf9, SyncWord: 0x12, Timing: chipdev.Timing{Now: b.Now, Sleep: b.Sleep}})
 		if err != nil {
 			t.Fatal(err)
 		}

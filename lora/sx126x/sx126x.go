@@ -19,7 +19,6 @@ package sx126x
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -89,14 +88,11 @@ type Config struct {
 	BusyTimeout time.Duration
 	// TxTimeout bounds the wait for TxDone; 0 means time on air * 1.5 + 100 ms.
 	TxTimeout time.Duration
-	// PollInterval, RetryInterval, HealthInterval: see chipdev.Timing;
-	// 0 means 10 ms, 1 s, 10 s.
-	PollInterval, RetryInterval, HealthInterval time.Duration
-	// CarrierThresholdDBm: ChannelBusy when GetRssiInst is above it; 0 means -100.
-	CarrierThresholdDBm float64
-	Now                 func() time.Time
-	Sleep               func(time.Duration)
-	Logger              *slog.Logger
+	// Timing: polling, recovery and health intervals, the carrier-sense
+	// threshold (GetRssiInst), the clock and the logger (chipdev.Timing;
+	// zero values mean 10 ms, 1 s, 10 s, -100 dBm, the wall clock,
+	// slog.Default()).
+	chipdev.Timing
 }
 
 // Pins are the chip's control lines.
@@ -126,10 +122,8 @@ type chip struct {
 }
 
 func (c *Config) timing() chipdev.Timing {
-	t := chipdev.Timing{PollInterval: c.PollInterval, RetryInterval: c.RetryInterval, HealthInterval: c.HealthInterval,
-		CarrierThresholdDBm: c.CarrierThresholdDBm, Now: c.Now, Sleep: c.Sleep, Logger: c.Logger}.WithDefaults()
-	c.Now, c.Sleep = t.Now, t.Sleep
-	return t
+	c.Timing = c.Timing.WithDefaults()
+	return c.Timing
 }
 
 func (c *Config) defaults() error {
@@ -187,7 +181,7 @@ func Open(conn spi.Conn, pins Pins, cfg Config) (*Device, error) {
 // Probe pulses reset (if wired), waits for BUSY low and reads the status
 // byte and the sync word register (0x1424 after reset).
 func Probe(conn spi.Conn, reset gpio.PinOut, busy gpio.PinIn, now func() time.Time, sleep func(time.Duration)) (Status, error) {
-	cfg := Config{Now: now, Sleep: sleep, BusyTimeout: 100 * time.Millisecond}
+	cfg := Config{Timing: chipdev.Timing{Now: now, Sleep: sleep}, BusyTimeout: 100 * time.Millisecond}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -3,6 +3,7 @@ package sx126x_test
 import (
 	"context"
 	"errors"
+	"github.com/ternmesh/tern/lora/chipdev"
 	"log/slog"
 	"math"
 	"strings"
@@ -28,7 +29,7 @@ func bench(t *testing.T) *chipemu.Bench {
 
 func cfg(b *chipemu.Bench, m airtime.Params) sx126x.Config {
 	return sx126x.Config{FrequencyHz: 869_525_000, Modulation: m, TxPowerDBm: 14, TCXOVolts: 1.8, DIO2RFSwitch: true,
-		Now: b.Now, Sleep: b.Sleep, RetryInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+		Timing: chipdev.Timing{Now: b.Now, Sleep: b.Sleep, RetryInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}}
 }
 
 func pins(c *chipemu.SX1262) sx126x.Pins {

@@ -16,7 +16,6 @@ package sx127x
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"time"
 
@@ -85,19 +84,10 @@ type Config struct {
 	SyncWord byte
 	// TxTimeout bounds the wait for TxDone; 0 means time on air * 1.5 + 100 ms.
 	TxTimeout time.Duration
-	// PollInterval is how often the owner goroutine looks for work; 0 means 10 ms.
-	PollInterval time.Duration
-	// RetryInterval is the pause between recovery attempts; 0 means 1 s.
-	RetryInterval time.Duration
-	// HealthInterval is how often an idle chip is checked to still be in RX; 0 means 10 s.
-	HealthInterval time.Duration
-	// CarrierThresholdDBm: ChannelBusy when the RSSI is above it; 0 means -100.
-	CarrierThresholdDBm float64
-	// Now and Sleep are the clock; nil means the wall clock.
-	Now   func() time.Time
-	Sleep func(time.Duration)
-	// Logger gets link up/down events; nil means slog.Default().
-	Logger *slog.Logger
+	// Timing: polling, recovery and health intervals, the carrier-sense
+	// threshold, the clock and the logger (chipdev.Timing; zero values
+	// mean 10 ms, 1 s, 10 s, -100 dBm, the wall clock, slog.Default()).
+	chipdev.Timing
 }
 
 // Pins are the chip's control lines.
@@ -126,10 +116,8 @@ type chip struct {
 }
 
 func (c *Config) timing() chipdev.Timing {
-	t := chipdev.Timing{PollInterval: c.PollInterval, RetryInterval: c.RetryInterval, HealthInterval: c.HealthInterval,
-		CarrierThresholdDBm: c.CarrierThresholdDBm, Now: c.Now, Sleep: c.Sleep, Logger: c.Logger}.WithDefaults()
-	c.Now, c.Sleep = t.Now, t.Sleep
-	return t
+	c.Timing = c.Timing.WithDefaults()
+	return c.Timing
 }
 
 func (c *Config) defaults() error {
@@ -190,7 +178,7 @@ func Probe(conn spi.Conn, reset gpio.PinOut, sleep func(time.Duration)) (byte, e
 	if sleep == nil {
 		sleep = time.Sleep
 	}
-	d := &chip{conn: conn, pins: Pins{Reset: reset}, cfg: Config{Sleep: sleep}}
+	d := &chip{conn: conn, pins: Pins{Reset: reset}, cfg: Config{Timing: chipdev.Timing{Sleep: sleep}}}
 	if reset != nil {
 		d.pulseReset()
 	}

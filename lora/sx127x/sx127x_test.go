@@ -3,6 +3,7 @@ package sx127x_test
 import (
 	"context"
 	"errors"
+	"github.com/ternmesh/tern/lora/chipdev"
 	"log/slog"
 	"math"
 	"testing"
@@ -21,7 +22,7 @@ var sf9 = airtime.Params{SF: 9, BandwidthHz: 125000, CR: 1, CRC: true}
 
 func cfg(b *chipemu.Bench, m airtime.Params) sx127x.Config {
 	return sx127x.Config{FrequencyHz: 869_525_000, Modulation: m, TxPowerDBm: 14,
-		Now: b.Now, Sleep: b.Sleep, RetryInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+		Timing: chipdev.Timing{Now: b.Now, Sleep: b.Sleep, RetryInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}}
 }
 
 func open(t *testing.T, b *chipemu.Bench, chip *chipemu.SX1276, c sx127x.Config) *sx127x.Device {
