@@ -104,7 +104,7 @@ type App struct {
 	cfg      Config
 	contacts *store.KV
 	history  *store.KV // key: peer(16) | received ms (8 BE) | message id (16)
-	index    *store.KV // message id -> history key; "b"+bundle id -> message id
+	index    *store.KV // message id (= the ID of the bundle that carried it) -> history key
 
 	mu   sync.Mutex
 	subs map[chan Event]struct{}
@@ -261,9 +261,6 @@ func (a *App) SendWith(who, text string, opt SendOptions) (Record, error) {
 	// History first: if the router then fails the user sees the message
 	// as queued and can send it again; the reverse could lose it.
 	if err := a.save(rec); err != nil {
-		return Record{}, err
-	}
-	if err := a.index.Put(append([]byte("b"), b.ID[:]...), id[:]); err != nil {
 		return Record{}, err
 	}
 	if err := a.cfg.Router.Submit(b); err != nil {
@@ -448,10 +445,7 @@ func (a *App) OnRouterEvent(e router.Event) {
 	if e.Kind != "forwarded" {
 		return
 	}
-	go func() {
-		id, err := a.index.Get(append([]byte("b"), e.ID[:]...))
-		if err == nil && id != nil {
-			a.setState(id, StateForwarded, crypto.Address(e.Neighbour).String())
-		}
-	}()
+	// A message's ID is its bundle's ID: no lookup needed. Events for
+	// bundles that are not messages (receipts) find no record and do nothing.
+	go a.setState(e.ID[:], StateForwarded, crypto.Address(e.Neighbour).String())
 }
