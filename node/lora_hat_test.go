@@ -214,6 +214,16 @@ func TestChatOverLoRaHATs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	aEv, bEv := a.Chat().Subscribe(ctx), b.Chat().Subscribe(ctx)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range []*hatNode{a, b} {
+				n.logs.mu.Lock()
+				t.Logf("%s log:\n%s", n.Card().Name, strings.Join(n.logs.msgs, "\n"))
+				n.logs.mu.Unlock()
+				t.Logf("%s metrics %+v peers %+v", n.Card().Name, n.Router().Metrics(), n.Router().Peers())
+			}
+		}
+	})
 	start := time.Now()
 	if _, err := a.Chat().Send("bob", "hello from the roof"); err != nil {
 		t.Fatal(err)

@@ -303,6 +303,9 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 		for h := range hops {
 			r.wakeHop(h)
 		}
+		if hops[bundle.Addr{}] {
+			wake(r.unrouted) // see announceLoop: route them again once on disk
+		}
 	}
 	r.sendAcks(n.addr, l, acks)
 }

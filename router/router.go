@@ -83,6 +83,7 @@ type Router struct {
 
 	localWake chan struct{}
 	changed   chan struct{}
+	unrouted  chan struct{} // a bundle was stored with no next hop
 	announce  uint64
 	origins   *origins
 	voice     voiceState // live voice datagram relay (voice.go)
@@ -125,7 +126,8 @@ func New(cfg Config) (*Router, error) {
 		ctx: ctx, cancel: cancel,
 		nbrs: make(map[bundle.Addr]*neighbour), dials: make(map[string]*dialState),
 		localWake: make(chan struct{}, 1), changed: make(chan struct{}, 1),
-		origins: newOrigins(1 << 16),
+		unrouted: make(chan struct{}, 1),
+		origins:  newOrigins(1 << 16),
 	}
 	r.loadRoutes()
 	r.wg.Add(3)
@@ -179,6 +181,9 @@ func (r *Router) Submit(b *bundle.Bundle) error {
 	}
 	r.m.total.stored.Add(1)
 	r.wakeHop(rec.NextHop)
+	if rec.NextHop == (bundle.Addr{}) {
+		wake(r.unrouted)
+	}
 	return nil
 }
 
@@ -302,8 +307,15 @@ func (r *Router) announceLoop() {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
+			r.reroute() // safety net: nothing waits longer than one interval
 		case <-r.changed:
 			r.reroute()
+		case <-r.unrouted:
+			// A bundle stored without a next hop may have raced a route
+			// that appeared between its routing decision and its write:
+			// route it again now that it is on disk. No announce needed.
+			r.reroute()
+			continue
 		}
 		r.table.expire(r.cfg.Now())
 		r.saveRoutes()
