@@ -106,8 +106,9 @@ type App struct {
 	history  *store.KV // key: peer(16) | received ms (8 BE) | message id (16)
 	index    *store.KV // message id (= the ID of the bundle that carried it) -> history key
 
-	mu   sync.Mutex
-	subs map[chan Event]struct{}
+	mu       sync.Mutex
+	subs     map[chan Event]struct{}
+	handlers map[message.Type]Handler // see Handle
 }
 
 // New returns the chat application.

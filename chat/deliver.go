@@ -58,9 +58,11 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 	case message.Receipt:
 		a.setState(m.Ref[:], StateDelivered, "")
 		return nil
-	default:
-		return router.Reject("unsupported-message", fmt.Errorf("message type %d from %s", m.Type, op.From.Short()))
 	}
+	if h := a.handler(m.Type); h != nil {
+		return h.Receive(Incoming{From: op.From, Message: m, Bundle: b, Clear: clear})
+	}
+	return router.Reject("unsupported-message", fmt.Errorf("message type %s from %s: no application here handles it", m.Type, op.From.Short()))
 }
 
 func (a *App) receiveText(from crypto.Address, m *message.Message, clear bool) error {

@@ -12,6 +12,7 @@ func FuzzMessage(f *testing.F) {
 		{Type: Text, Text: "hi"},
 		{Type: Receipt, Ref: msgID},
 		{Type: Read, ID: msgID, Sent: 1, Ref: msgID},
+		{Type: File, Data: []byte{0xa1, 0x01, 0x02}},
 	} {
 		data, err := m.Marshal()
 		if err != nil {

@@ -1,5 +1,6 @@
 // Package message defines the application plaintext that travels inside a
-// sealed data bundle: a chat text, a delivery receipt or a read receipt.
+// sealed data bundle: a chat text, a delivery or read receipt, or the data of
+// an application (groups, files, calls).
 // Relays never see it; package crypto seals the encoding produced here.
 //
 // The encoding is a CBOR array of four items in Core Deterministic Encoding,
@@ -8,6 +9,8 @@
 //
 //	[Type, ID, Sent, Text]  for Text    (Text as a text string)
 //	[Type, ID, Sent, Ref]   for Receipt and Read (Ref as a 16-byte byte string)
+//	[Type, ID, Sent, Data]  for Group, File and Call (Data as a byte string:
+//	                        the application's own encoding, 1 to MaxData bytes)
 //
 // ID is written as an empty byte string when it is zero: the message ID is
 // then the ID of the bundle that carried the message, which saves 16 bytes
@@ -42,7 +45,20 @@ const (
 	Receipt Type = 2
 	// Read says the recipient displayed the message Ref.
 	Read Type = 3
+	// Group carries a group channel's traffic (membership, group texts);
+	// Data is package group's encoding.
+	Group Type = 4
+	// File carries a file transfer (offer, chunk, progress); Data is the
+	// file application's encoding.
+	File Type = 5
+	// Call carries voice-call signalling (invite, answer, hang-up); Data is
+	// the call application's encoding. The audio itself never travels in
+	// bundles.
+	Call Type = 6
 )
+
+// IsApp reports whether t carries an application's own Data.
+func (t Type) IsApp() bool { return t == Group || t == File || t == Call }
 
 // String names a type for logs and errors.
 func (t Type) String() string {
@@ -53,6 +69,12 @@ func (t Type) String() string {
 		return "receipt"
 	case Read:
 		return "read"
+	case Group:
+		return "group"
+	case File:
+		return "file"
+	case Call:
+		return "call"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -60,9 +82,12 @@ func (t Type) String() string {
 // MaxText is the longest Text in bytes (64 KiB).
 const MaxText = 64 << 10
 
+// MaxData is the longest Data of an application message (64 KiB).
+const MaxData = 64 << 10
+
 // maxEncoded is the longest valid encoding: array head, type, ID, Sent, and
-// a 64 KiB text with its 5-byte head.
-const maxEncoded = 1 + 1 + 17 + 9 + 5 + MaxText
+// a 64 KiB text or data with its 5-byte head.
+const maxEncoded = 1 + 1 + 17 + 9 + 5 + max(MaxText, MaxData)
 
 // ErrMalformed wraps every decoding and validation failure; the wrapping
 // error names the field and the problem.
@@ -81,6 +106,8 @@ type Message struct {
 	Text string
 	// Ref is the ID of the message a receipt acknowledges (receipts only).
 	Ref [16]byte
+	// Data is an application's payload (Group, File and Call only).
+	Data []byte
 }
 
 // wire is the encoded layout; Body is the text string or the Ref byte string.
@@ -153,6 +180,8 @@ func (m *Message) Validate() error {
 			return fmt.Errorf("%w: Text is not valid UTF-8", ErrMalformed)
 		case m.Ref != [16]byte{}:
 			return fmt.Errorf("%w: Ref is set in a text message; only receipts reference a message", ErrMalformed)
+		case m.Data != nil:
+			return fmt.Errorf("%w: Data is set in a text message; only application messages carry data", ErrMalformed)
 		}
 	case Receipt, Read:
 		switch {
@@ -160,9 +189,20 @@ func (m *Message) Validate() error {
 			return fmt.Errorf("%w: Text is set in a %s message; receipts carry no text", ErrMalformed, m.Type)
 		case m.Ref == [16]byte{}:
 			return fmt.Errorf("%w: Ref is zero in a %s message; set it to the acknowledged message's ID", ErrMalformed, m.Type)
+		case m.Data != nil:
+			return fmt.Errorf("%w: Data is set in a %s message; receipts carry no data", ErrMalformed, m.Type)
+		}
+	case Group, File, Call:
+		switch {
+		case len(m.Data) == 0:
+			return fmt.Errorf("%w: Data is empty in a %s message", ErrMalformed, m.Type)
+		case len(m.Data) > MaxData:
+			return fmt.Errorf("%w: Data is %d bytes in a %s message, over the %d-byte maximum", ErrMalformed, len(m.Data), m.Type, MaxData)
+		case m.Text != "" || m.Ref != [16]byte{}:
+			return fmt.Errorf("%w: a %s message carries only Data (Text and Ref must be empty)", ErrMalformed, m.Type)
 		}
 	default:
-		return fmt.Errorf("%w: Type %d is unknown (known: 1 text, 2 receipt, 3 read)", ErrMalformed, uint8(m.Type))
+		return fmt.Errorf("%w: Type %d is unknown (known: 1 text, 2 receipt, 3 read, 4 group, 5 file, 6 call)", ErrMalformed, uint8(m.Type))
 	}
 	return nil
 }
@@ -187,9 +227,12 @@ func (m *Message) encode() ([]byte, error) {
 		w.ID = m.ID[:]
 	}
 	var err error
-	if m.Type == Text {
+	switch {
+	case m.Type == Text:
 		w.Body, err = encMode.Marshal(m.Text)
-	} else {
+	case m.Type.IsApp():
+		w.Body, err = encMode.Marshal(m.Data)
+	default:
 		w.Body, err = encMode.Marshal(m.Ref[:])
 	}
 	if err != nil {
@@ -239,6 +282,12 @@ func Unmarshal(b []byte) (*Message, error) {
 		if err := decMode.Unmarshal(w.Body, &m.Text); err != nil {
 			return nil, fmt.Errorf("%w: Text: %w", ErrMalformed, err)
 		}
+	case m.Type.IsApp() && major == 2:
+		if err := decMode.Unmarshal(w.Body, &m.Data); err != nil {
+			return nil, fmt.Errorf("%w: Data: %w", ErrMalformed, err)
+		}
+	case m.Type.IsApp():
+		return nil, fmt.Errorf("%w: Data: a %s message's fourth item must be a byte string (major type 2), got major type %d", ErrMalformed, m.Type, major)
 	case (m.Type == Receipt || m.Type == Read) && major == 2:
 		if len(w.Body) != 17 || w.Body[0] != 0x50 {
 			return nil, fmt.Errorf("%w: Ref must be a 16-byte byte string, got %d encoded bytes", ErrMalformed, len(w.Body))

@@ -3,6 +3,7 @@ package message
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,9 @@ func TestRoundTrip(t *testing.T) {
 		"text at the limit": {Type: Text, Text: strings.Repeat("é", MaxText/2)},
 		"receipt":           {Type: Receipt, Sent: 5, Ref: msgID},
 		"read with ID":      {Type: Read, ID: [16]byte{9}, Ref: msgID},
+		"group data":        {Type: Group, Data: []byte{0xa0}},
+		"file data, max":    {Type: File, ID: msgID, Sent: 7, Data: bytes.Repeat([]byte{7}, MaxData)},
+		"call data":         {Type: Call, Data: []byte("x")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			data, err := m.Marshal()
@@ -29,7 +33,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Unmarshal: %v", err)
 			}
-			if *got != *m {
+			if !reflect.DeepEqual(got, m) {
 				t.Fatalf("round trip changed the message:\n in  %+v\n out %+v", m, got)
 			}
 			again, _ := got.Marshal()
@@ -74,7 +78,7 @@ func TestValidation(t *testing.T) {
 		m       Message
 		mention string
 	}{
-		"unknown type":    {Message{Type: 4, Text: "x"}, "Type"},
+		"unknown type":    {Message{Type: 99, Text: "x"}, "Type"},
 		"type zero":       {Message{Text: "x"}, "Type"},
 		"negative sent":   {Message{Type: Text, Sent: -1, Text: "x"}, "Sent"},
 		"empty text":      {Message{Type: Text}, "Text"},
@@ -179,5 +183,24 @@ func BenchmarkUnmarshal(b *testing.B) {
 		if _, err := Unmarshal(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestAppDataRules(t *testing.T) {
+	for name, m := range map[string]*Message{
+		"empty data":        {Type: Group},
+		"data too long":     {Type: File, Data: make([]byte, MaxData+1)},
+		"text in call":      {Type: Call, Data: []byte{1}, Text: "x"},
+		"ref in group":      {Type: Group, Data: []byte{1}, Ref: msgID},
+		"data in a text":    {Type: Text, Text: "x", Data: []byte{1}},
+		"data in a receipt": {Type: Receipt, Ref: msgID, Data: []byte{1}},
+	} {
+		if _, err := m.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Marshal returned %v, want ErrMalformed", name, err)
+		}
+	}
+	// A group message whose fourth item is a text string, not bytes.
+	if _, err := Unmarshal([]byte{0x84, 0x04, 0x40, 0x00, 0x61, 'x'}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("group message with a text body: %v, want ErrMalformed", err)
 	}
 }

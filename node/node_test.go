@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ternmesh/tern/chat"
+	"github.com/ternmesh/tern/message"
 	"github.com/ternmesh/tern/transports"
 )
 
@@ -211,4 +212,42 @@ func TestOverAirClearMessage(t *testing.T) {
 		t.Fatalf("bob got %+v, want a clear, signed message from alice", in.Message)
 	}
 	waitEvent(t, aEv, func(e chat.Event) bool { return e.Message.State == chat.StateDelivered })
+}
+
+type appInbox chan chat.Incoming
+
+func (c appInbox) Receive(in chat.Incoming) error { c <- in; return nil }
+
+// TestApplicationMessages: an application's message (here a file-type
+// payload) is sealed, carried and handed to the handler registered for its
+// type, with the authenticated sender; a type nobody handles is refused.
+func TestApplicationMessages(t *testing.T) {
+	net := transports.NewMemNetwork(transports.MemNetworkConfig{})
+	a := startNode(t, net, t.TempDir(), "alice")
+	b := startNode(t, net, t.TempDir(), "bob")
+	a.Chat().AddContact(b.Card(), "")
+	inbox := make(appInbox, 1)
+	b.Chat().Handle(message.File, inbox)
+	if err := a.AddPeer("mem://bob"); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := a.Chat().SendMessage(b.Identity().Address(), &message.Message{Type: message.File, Data: []byte("chunk 1")}, chat.SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-inbox:
+		if string(in.Message.Data) != "chunk 1" || in.From != a.Identity().Address() || in.Bundle.ID != sent.ID || in.Clear {
+			t.Fatalf("bob's file handler got %+v from %s", in.Message, in.From.Short())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the file message never reached bob's handler")
+	}
+	// Bob has no call handler: the router counts the refusal by reason.
+	if _, err := a.Chat().SendMessage(b.Identity().Address(), &message.Message{Type: message.Call, Data: []byte{1}}, chat.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "bob refuses the call message", func() bool {
+		return b.Router().Metrics().Rejected["unsupported-message"] > 0
+	})
 }
