@@ -19,6 +19,9 @@ type Incoming struct {
 	Message *message.Message
 	Bundle  *bundle.Bundle // the bundle that carried it (ID, Created, Age)
 	Clear   bool           // travelled signed but unencrypted
+	// Path is the medium of the link it arrived on (transports.Medium*),
+	// "" when unknown.
+	Path string
 }
 
 // Handler receives the application messages of one type.
@@ -53,8 +56,8 @@ func (a *App) handler(t message.Type) Handler {
 // hands it to the router. When it returns without error the bundle is on
 // disk and will travel when a path exists; its ID is the bundle's.
 func (a *App) SendMessage(to crypto.Address, m *message.Message, opt SendOptions) (*bundle.Bundle, error) {
-	var card *crypto.Card
-	if !opt.OverAirClear {
+	card := opt.Card
+	if !opt.OverAirClear && card == nil {
 		_, c, err := a.Resolve(to.String())
 		if err != nil {
 			return nil, err

@@ -3,16 +3,16 @@
 // and the stream of events that `tern chat` and the web UI show.
 //
 // A message goes through these states on the sender: queued (on disk here),
-// forwarded (a neighbour took custody), delivered (the recipient's receipt
-// came back). The recipient stores a message before it answers with a
+// forwarded (a neighbour took custody, over a link whose medium is recorded
+// as the message's Path), delivered (the recipient's receipt came back),
+// read (the recipient's UI displayed it and said so with a read receipt,
+// see MarkRead). The recipient stores a message before it answers with a
 // receipt, and recognises a message it already has by its ID.
 package chat
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,7 +43,8 @@ const (
 	StateQueued    = "queued"
 	StateForwarded = "forwarded"
 	StateDelivered = "delivered"
-	StateReceived  = "received"
+	StateRead      = "read"
+	StateReceived  = "received" // incoming, not yet displayed
 )
 
 // Contact is a person whose card this node holds.
@@ -72,6 +73,23 @@ type Record struct {
 	// waits), empty when there is none.
 	Note string `json:"note,omitempty"`
 	Via  string `json:"via,omitempty"` // neighbour that took custody first
+	// Path is the medium (transports.Medium*: internet, lan, lora,
+	// packet-radio) of the first hop of an outgoing message, or of the
+	// last hop of an incoming one; empty when unknown.
+	Path string `json:"path,omitempty"`
+
+	// Group channels (package group) keep their messages in records too:
+	// Peer is then the group's ID, PeerName its name, and From the author.
+	Group    bool   `json:"group,omitempty"`
+	From     string `json:"from,omitempty"`      // author's address (incoming group messages)
+	FromName string `json:"from_name,omitempty"` // author's name, if known
+	// Kind is "" for a text and "notice" for a line about the group itself
+	// (someone added or removed) that nobody typed.
+	Kind string `json:"kind,omitempty"`
+	// Members is the state of an outgoing group message at each recipient
+	// (address -> queued, forwarded, delivered or read); State is the least
+	// advanced of them.
+	Members map[string]string `json:"members,omitempty"`
 }
 
 // Event is pushed to subscribers when something changes.
@@ -103,8 +121,7 @@ type Config struct {
 type App struct {
 	cfg      Config
 	contacts *store.KV
-	history  *store.KV // key: peer(16) | received ms (8 BE) | message id (16)
-	index    *store.KV // message id (= the ID of the bundle that carried it) -> history key
+	records  *Records // message id = the ID of the bundle that carried it
 
 	mu       sync.Mutex
 	subs     map[chan Event]struct{}
@@ -125,8 +142,7 @@ func New(cfg Config) *App {
 	return &App{
 		cfg:      cfg,
 		contacts: cfg.Store.Bucket("contacts"),
-		history:  cfg.Store.Bucket("messages"),
-		index:    cfg.Store.Bucket("message-index"),
+		records:  NewRecords(cfg.Store, "messages", "message-index"),
 		subs:     map[chan Event]struct{}{},
 	}
 }
@@ -225,6 +241,10 @@ type SendOptions struct {
 	// may cross amateur-radio links (where encryption is forbidden). Every
 	// relay can read it. Never set without the user asking.
 	OverAirClear bool
+	// Card (SendMessage only) starts a session with a recipient who is not
+	// a contact and has none yet (a fellow member of a group); it must be
+	// the recipient's verified card.
+	Card *crypto.Card
 }
 
 // SendWith is Send with options.
@@ -308,79 +328,28 @@ func (a *App) wrap(to crypto.Address, k bundle.Kind, payload []byte) *bundle.Bun
 	}
 }
 
-func historyKey(peer crypto.Address, received int64, id [16]byte) []byte {
-	k := make([]byte, 0, 40)
-	k = append(k, peer[:]...)
-	k = binary.BigEndian.AppendUint64(k, uint64(received))
-	return append(k, id[:]...)
-}
-
 func (a *App) save(r Record) error {
 	peer, err := crypto.ParseAddress(r.Peer)
 	if err != nil {
 		return err
 	}
-	var id [16]byte
-	if b, err := hex.DecodeString(r.ID); err != nil || len(b) != len(id) {
-		return fmt.Errorf("message id %q is not 32 hex characters", r.ID)
-	} else {
-		copy(id[:], b)
-	}
-	key, err := a.index.Get(id[:])
-	if err != nil {
-		return err
-	}
-	if key == nil {
-		key = historyKey(peer, r.Received, id)
-		if err := a.index.Put(id[:], key); err != nil {
-			return err
-		}
-	}
-	v, _ := json.Marshal(r)
-	return a.history.Put(key, v)
+	return a.records.Save(peer, r)
 }
 
-func (a *App) load(id []byte) (Record, bool) {
-	key, err := a.index.Get(id)
-	if err != nil || key == nil {
-		return Record{}, false
-	}
-	v, err := a.history.Get(key)
-	if err != nil || v == nil {
-		return Record{}, false
-	}
-	var r Record
-	return r, json.Unmarshal(v, &r) == nil
-}
+func (a *App) load(id []byte) (Record, bool) { return a.records.Load(id) }
 
 // History lists messages, oldest first: with one peer when peer is not
 // empty, else all. limit 0 means all.
 func (a *App) History(peer string, limit int) ([]Record, error) {
-	var out []Record
-	visit := func(_, v []byte) error {
-		var r Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
+	if peer == "" {
+		return a.records.List(nil, limit)
 	}
-	var err error
-	if peer != "" {
-		c, _, rerr := a.Resolve(peer)
-		if rerr != nil {
-			return nil, rerr
-		}
-		p, _ := crypto.ParseAddress(c.Address)
-		err = a.history.ForEachPrefix(p[:], visit)
-	} else {
-		err = a.history.ForEach(visit)
-		sort.SliceStable(out, func(i, j int) bool { return out[i].Received < out[j].Received })
+	c, _, err := a.Resolve(peer)
+	if err != nil {
+		return nil, err
 	}
-	if limit > 0 && len(out) > limit {
-		out = out[len(out)-limit:]
-	}
-	return out, err
+	p, _ := crypto.ParseAddress(c.Address)
+	return a.records.List((*[16]byte)(&p), limit)
 }
 
 // Subscribe returns a channel of events until ctx ends. A subscriber that
@@ -413,14 +382,14 @@ func (a *App) publish(e Event) {
 }
 
 // setState moves an outgoing message forward (never backward).
-func (a *App) setState(msgID []byte, state, via string) {
+func (a *App) setState(msgID []byte, state, via, path string) {
 	r, ok := a.load(msgID)
 	if !ok || r.Incoming || rank(state) <= rank(r.State) {
 		return
 	}
 	r.State = state
 	if via != "" && r.Via == "" {
-		r.Via = via
+		r.Via, r.Path = via, path
 	}
 	if err := a.save(r); err != nil {
 		a.cfg.Logger.Error("saving message state failed", "message", r.ID, "err", err)
@@ -437,9 +406,15 @@ func rank(s string) int {
 		return 2
 	case StateDelivered:
 		return 3
+	case StateRead:
+		return 4
 	}
 	return 0
 }
+
+// Rank orders message states: queued < forwarded < delivered < read; 0
+// for anything else.
+func Rank(state string) int { return rank(state) }
 
 // OnRouterEvent follows custody of outgoing bundles (router.Config.Events).
 func (a *App) OnRouterEvent(e router.Event) {
@@ -448,5 +423,5 @@ func (a *App) OnRouterEvent(e router.Event) {
 	}
 	// A message's ID is its bundle's ID: no lookup needed. Events for
 	// bundles that are not messages (receipts) find no record and do nothing.
-	go a.setState(e.ID[:], StateForwarded, crypto.Address(e.Neighbour).String())
+	go a.setState(e.ID[:], StateForwarded, crypto.Address(e.Neighbour).String(), e.Medium)
 }

@@ -52,25 +52,29 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 	if m.Sent == 0 {
 		m.Sent = b.Created
 	}
+	hop, _ := router.LastHopOf(ctx)
 	switch m.Type {
 	case message.Text:
-		return a.receiveText(op.From, m, clear)
+		return a.receiveText(op.From, m, clear, hop.Medium)
 	case message.Receipt:
-		a.setState(m.Ref[:], StateDelivered, "")
+		a.setState(m.Ref[:], StateDelivered, "", "")
+		return nil
+	case message.Read:
+		a.setState(m.Ref[:], StateRead, "", "")
 		return nil
 	}
 	if h := a.handler(m.Type); h != nil {
-		return h.Receive(Incoming{From: op.From, Message: m, Bundle: b, Clear: clear})
+		return h.Receive(Incoming{From: op.From, Message: m, Bundle: b, Clear: clear, Path: hop.Medium})
 	}
 	return router.Reject("unsupported-message", fmt.Errorf("message type %s from %s: no application here handles it", m.Type, op.From.Short()))
 }
 
-func (a *App) receiveText(from crypto.Address, m *message.Message, clear bool) error {
+func (a *App) receiveText(from crypto.Address, m *message.Message, clear bool, path string) error {
 	if _, ok := a.load(m.ID[:]); !ok {
 		r := Record{
 			ID: fmt.Sprintf("%x", m.ID), Peer: from.String(), PeerName: a.nameOf(from), Incoming: true,
 			Text: m.Text, Sent: m.Sent, Received: a.cfg.Now().UnixMilli(), State: StateReceived,
-			Clear: clear,
+			Clear: clear, Path: path,
 		}
 		if err := a.save(r); err != nil {
 			return fmt.Errorf("storing message from %s: %w", from.Short(), err)
@@ -80,21 +84,27 @@ func (a *App) receiveText(from crypto.Address, m *message.Message, clear bool) e
 	// Receipt on every copy: the first receipt may have been lost.
 	// A clear message may have come over amateur radio, where an encrypted
 	// receipt could not go back: answer it in kind.
-	receipt := &message.Message{Type: message.Receipt, Ref: m.ID}
+	a.sendReceipt(from, message.Receipt, m.ID, clear)
+	return nil
+}
+
+// sendReceipt answers message id from peer with a receipt of type t
+// (Receipt or Read), in kind: clear-signed for a clear message. A receipt
+// that cannot be sent is logged; the message it answers is stored anyway.
+func (a *App) sendReceipt(peer crypto.Address, t message.Type, id [16]byte, clear bool) {
+	receipt := &message.Message{Type: t, Ref: id}
 	var b *bundle.Bundle
 	var err error
 	if clear {
-		b, err = a.signClear(from, receipt)
+		b, err = a.signClear(peer, receipt)
 	} else {
-		b, err = a.seal(from, nil, receipt)
+		b, err = a.seal(peer, nil, receipt)
 	}
 	if err != nil {
-		// The message is stored; only the receipt is lost. Say so.
-		a.cfg.Logger.Warn("cannot send delivery receipt", "to", from.Short(), "err", err)
-		return nil
+		a.cfg.Logger.Warn("cannot send receipt", "type", t.String(), "to", peer.Short(), "err", err)
+		return
 	}
 	if err := a.cfg.Router.Submit(b); err != nil {
-		a.cfg.Logger.Warn("cannot queue delivery receipt", "to", from.Short(), "err", err)
+		a.cfg.Logger.Warn("cannot queue receipt", "type", t.String(), "to", peer.Short(), "err", err)
 	}
-	return nil
 }

@@ -33,7 +33,8 @@ type linkState struct {
 type flight struct {
 	deadline time.Time
 	attempts int
-	local    bool // originated here: report "forwarded" on ack
+	local    bool   // originated here: report "forwarded" on ack
+	medium   string // transports.MediumOf the link it last went on
 }
 
 func (n *neighbour) up() bool {
@@ -369,7 +370,7 @@ func (r *Router) sendControl(l transports.Link, to bundle.Addr, kind bundle.Kind
 // onAck releases custody of bundles the neighbour now holds.
 func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 	var done []bundle.ID
-	var local []bundle.ID
+	var local []Event
 	n.mu.Lock()
 	for _, id := range ids {
 		// Only bundles we sent to this neighbour: an ack can never make us
@@ -378,7 +379,7 @@ func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 			delete(n.inflight, id)
 			done = append(done, id)
 			if f.local {
-				local = append(local, id)
+				local = append(local, Event{Kind: "forwarded", ID: id, Neighbour: n.addr, Medium: f.medium})
 			}
 		}
 	}
@@ -390,8 +391,8 @@ func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 		r.log.Error("releasing acknowledged bundles failed", "err", err)
 	}
 	if r.cfg.Events != nil {
-		for _, id := range local {
-			r.cfg.Events(Event{Kind: "forwarded", ID: id, Neighbour: n.addr})
+		for _, e := range local {
+			r.cfg.Events(e)
 		}
 	}
 	wake(n.wake)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ternmesh/tern/bundle"
 	"github.com/ternmesh/tern/store"
+	"github.com/ternmesh/tern/transports"
 )
 
 // sendLoop drains this neighbour's queue in the store while a link is up.
@@ -88,6 +89,7 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			n.inflight[rec.ID] = f
 		}
 		f.attempts++
+		f.medium = transports.MediumOf(l)
 		f.deadline = now.Add(r.backoff(f.attempts))
 		next = earliest(next, f.deadline)
 		n.mu.Unlock()
@@ -227,7 +229,7 @@ func (r *Router) deliverPending() (again bool) {
 func (r *Router) deliverOne(rec store.Record) bool {
 	b, err := bundle.Unmarshal(rec.Raw)
 	if err == nil {
-		err = r.cfg.Deliver(r.ctx, b)
+		err = r.cfg.Deliver(r.withLastHop(rec.From, b.Kind), b)
 	}
 	switch {
 	case err == nil:

@@ -64,6 +64,9 @@ type Event struct {
 	Kind      string // "forwarded"
 	ID        bundle.ID
 	Neighbour bundle.Addr
+	// Medium is the kind of link that carried the bundle to Neighbour
+	// (transports.Medium*; "" when unknown).
+	Medium string
 }
 
 // Router is the forwarding engine of one node.
