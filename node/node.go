@@ -22,6 +22,8 @@ import (
 	"github.com/ternmesh/tern/bundle"
 	"github.com/ternmesh/tern/chat"
 	"github.com/ternmesh/tern/crypto"
+	"github.com/ternmesh/tern/group"
+	"github.com/ternmesh/tern/message"
 	"github.com/ternmesh/tern/router"
 	"github.com/ternmesh/tern/store"
 	"github.com/ternmesh/tern/transports"
@@ -50,6 +52,7 @@ type Node struct {
 	box    *crypto.Box
 	router *router.Router
 	chat   *chat.App
+	groups *group.Manager
 	links  *store.KV
 
 	radios      map[string]RadioOpener
@@ -171,8 +174,9 @@ func (n *Node) Start(l Links, urls []string) error {
 	rc.Now = n.cfg.Now
 	rc.Logger = n.log
 	var app *chat.App
+	var groups *group.Manager
 	rc.Deliver = func(ctx context.Context, b *bundle.Bundle) error { return app.Deliver(ctx, b) }
-	rc.Events = func(e router.Event) { app.OnRouterEvent(e) }
+	rc.Events = func(e router.Event) { app.OnRouterEvent(e); groups.OnRouterEvent(e.ID, e.Neighbour, e.Medium) }
 	r, err := router.New(rc)
 	if err != nil {
 		return err
@@ -180,6 +184,9 @@ func (n *Node) Start(l Links, urls []string) error {
 	n.router = r
 	app = chat.New(chat.Config{Identity: n.id, Box: n.box, Store: n.store, Router: r, Now: n.cfg.Now, Logger: n.log})
 	n.chat = app
+	groups = group.New(group.Config{Identity: n.id, Card: n.Card, Chat: app, Store: n.store, Now: n.cfg.Now, Logger: n.log})
+	app.Handle(message.Group, groups)
+	n.groups = groups
 	for _, ln := range l.Listeners {
 		n.log.Info("listening", "addr", ln.Addr())
 		r.Serve(ln)
@@ -285,7 +292,8 @@ func (n *Node) Close() error {
 	return n.store.Close()
 }
 
-// Identity, Card, Router, Chat and Store expose the parts to the local API.
+// Identity, Card, Router, Chat, Groups and Store expose the parts to the
+// local API.
 func (n *Node) Identity() *crypto.Identity { return n.id }
 func (n *Node) Card() *crypto.Card {
 	n.mu.Lock()
@@ -308,6 +316,7 @@ func (n *Node) SetName(name string) (*crypto.Card, error) {
 }
 func (n *Node) Router() *router.Router { return n.router }
 func (n *Node) Chat() *chat.App        { return n.chat }
+func (n *Node) Groups() *group.Manager { return n.groups }
 func (n *Node) Store() *store.Store    { return n.store }
 func (n *Node) DataDir() string        { return n.cfg.DataDir }
 
