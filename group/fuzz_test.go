@@ -18,7 +18,7 @@ func seedPackets(t testing.TB) [][]byte {
 	h := id.MLDSAHash()
 	m := &Membership{Group: g, Epoch: 3, Name: "Trip", OwnerEd25519: id.PublicKey(), OwnerMLDSAHash: h,
 		Members: []Member{{Address: id.Address(), Name: "alice", Card: []byte{0x80}}, {Address: crypto.Address{9}, Name: "bob", Card: []byte{0x81, 0x00}}},
-		Key: [KeySize]byte{42}, Issued: 1767225600000}
+		Key:     [KeySize]byte{42}, Issued: 1767225600000}
 	up, err := EncodeUpdate(id, m)
 	if err != nil {
 		t.Fatal(err)

@@ -214,7 +214,7 @@ func TestForgedAndStaleUpdatesRefused(t *testing.T) {
 	mh := mallory.id.MLDSAHash()
 	fake := &Membership{Group: gid, Epoch: 9, Name: "Trip", OwnerEd25519: mallory.id.PublicKey(), OwnerMLDSAHash: mh,
 		Members: []Member{{Address: mallory.id.Address(), Card: mallory.card.Marshal()}, {Address: bob.id.Address(), Card: bob.card.Marshal()}},
-		Key: [KeySize]byte{1}}
+		Key:     [KeySize]byte{1}}
 	data, err := EncodeUpdate(mallory.id, fake)
 	if err != nil {
 		t.Fatal(err)
