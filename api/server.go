@@ -17,6 +17,7 @@
 //	GET    /v1/messages?peer=X&limit=N   history (incoming and outgoing)
 //	GET    /v1/events              newline-delimited JSON events, until closed
 //	GET    /metrics                Prometheus text format
+//	/v1/groups..., POST /v1/messages/read   group channels and read receipts (groups.go)
 package api
 
 import (
@@ -80,6 +81,7 @@ func Handler(n *node.Node, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/messages", s.messages)
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /metrics", s.metrics)
+	registerGroups(mux, s) // groups.go
 	return mux
 }
 
@@ -226,6 +228,10 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	if s.isGroup(req.To) {
+		s.sendToGroup(w, req.To, req.Text, req.OverAirClear)
+		return
+	}
 	rec, err := s.n.Chat().SendWith(req.To, req.Text, chat.SendOptions{OverAirClear: req.OverAirClear})
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
@@ -236,7 +242,17 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	recs, err := s.n.Chat().History(r.URL.Query().Get("peer"), limit)
+	peer := r.URL.Query().Get("peer")
+	var recs []chat.Record
+	var err error
+	switch {
+	case peer == "":
+		recs, err = s.allMessages(limit)
+	case s.isGroup(peer):
+		recs, err = s.n.Groups().History(peer, limit)
+	default:
+		recs, err = s.n.Chat().History(peer, limit)
+	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return

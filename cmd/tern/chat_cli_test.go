@@ -56,7 +56,7 @@ func TestInteractiveChat(t *testing.T) {
 	expect("chatting with bob")
 	io.WriteString(stdin, "is the bridge open?\n")
 	expect("[queued] is the bridge open?")
-	expect("[delivered] is the bridge open?")
+	expect("[delivered, sent via LAN] is the bridge open?")
 	waitFor(t, "bob has it", func() bool { return contains(incomingTexts(b.history("alice")), "is the bridge open?") })
 	b.do("POST", "/v1/messages", api.Send{To: "alice", Text: "yes, until dusk"}, nil)
 	if l := expect("yes, until dusk"); !strings.Contains(l, "bob:") {

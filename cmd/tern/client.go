@@ -141,7 +141,7 @@ func clientCommand(ctx context.Context, cmd string, args []string, in io.Reader,
 		if err := c.Do(ctx, "POST", "/v1/messages", api.Send{To: pos[0], Text: strings.Join(pos[1:], " "), OverAirClear: *clear}, &rec); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s to %s: %s (message %s)\n", rec.State, nameOr(rec), rec.Text, rec.ID[:8])
+		fmt.Fprintf(out, "%s to %s: %s (message %s)\n", rec.State, nameOrGroup(rec), rec.Text, rec.ID[:8])
 		if rec.Clear {
 			fmt.Fprintln(out, "note: sent signed but unencrypted (--over-air-clear): anyone on the way can read it")
 		}
@@ -166,6 +166,13 @@ func clientCommand(ctx context.Context, cmd string, args []string, in io.Reader,
 	return nil
 }
 
+func nameOrGroup(r chat.Record) string {
+	if r.Group {
+		return "group " + r.PeerName
+	}
+	return nameOr(r)
+}
+
 func nameOr(r chat.Record) string {
 	if r.PeerName != "" {
 		return r.PeerName
@@ -175,14 +182,51 @@ func nameOr(r chat.Record) string {
 
 func formatRecord(r chat.Record) string {
 	t := time.UnixMilli(r.Received).Format("2006-01-02 15:04")
-	if r.Incoming {
+	where := ""
+	if r.Group {
+		where = "[" + r.PeerName + "] "
+	}
+	switch {
+	case r.Kind == "notice":
+		return fmt.Sprintf("%s  %s-- %s", t, where, r.Text)
+	case r.Incoming:
 		mark := ""
 		if r.Clear {
 			mark = "  [signed, sent unencrypted]"
 		}
-		return fmt.Sprintf("%s  %s: %s%s", t, nameOr(r), r.Text, mark)
+		if r.Path != "" {
+			mark += "  (via " + pathLabel(r.Path) + ")"
+		}
+		who := nameOr(r)
+		if r.Group {
+			who = r.FromName
+		}
+		return fmt.Sprintf("%s  %s%s: %s%s", t, where, who, r.Text, mark)
 	}
-	return fmt.Sprintf("%s  me -> %s: %s  [%s]", t, nameOr(r), r.Text, r.State)
+	to := "-> " + nameOr(r)
+	if r.Group {
+		to = ""
+	}
+	return fmt.Sprintf("%s  %sme %s: %s  [%s]", t, where, to, r.Text, stateLabel(r))
+}
+
+// stateLabel is an outgoing message's state with the medium of its first
+// hop ("forwarded via LAN") and, in a group, how many recipients got there.
+func stateLabel(r chat.Record) string {
+	s := r.State
+	if len(r.Members) > 1 {
+		n := 0
+		for _, st := range r.Members {
+			if chat.Rank(st) >= chat.Rank(chat.StateDelivered) {
+				n++
+			}
+		}
+		s += fmt.Sprintf(", delivered to %d of %d", n, len(r.Members))
+	}
+	if r.Path != "" {
+		s += ", sent via " + pathLabel(r.Path)
+	}
+	return s
 }
 
 func printPeers(out io.Writer, ps []router.PeerInfo) {
@@ -256,24 +300,18 @@ func chatLoop(ctx context.Context, c *api.Client, who string, in io.Reader, out 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	peerAddr := ""
-	var ct []chat.Contact
-	if c.Do(ctx, "GET", "/v1/contacts", nil, &ct) == nil {
-		for _, x := range ct {
-			if strings.EqualFold(x.Name, who) || strings.HasPrefix(x.Address, strings.ToLower(who)) {
-				peerAddr = x.Address
-			}
-		}
-	}
+	markRead(ctx, c, who, hist...)
+	peerAddr := conversationOf(ctx, c, who)
 	go c.Events(ctx, func(e chat.Event) {
 		if peerAddr != "" && e.Message.Peer != peerAddr {
 			return
 		}
-		switch e.Type {
-		case "message":
+		switch {
+		case e.Type == "message":
 			fmt.Fprintln(out, formatRecord(e.Message))
-		case "status":
-			fmt.Fprintf(out, "  [%s] %s\n", e.Message.State, e.Message.Text)
+			markRead(ctx, c, who, e.Message)
+		case e.Type == "status" && !e.Message.Incoming:
+			fmt.Fprintf(out, "  [%s] %s\n", stateLabel(e.Message), e.Message.Text)
 		}
 	})
 	fmt.Fprintf(out, "chatting with %s: type a line and press Enter; Ctrl-D to leave\n", who)
@@ -288,7 +326,7 @@ func chatLoop(ctx context.Context, c *api.Client, who string, in io.Reader, out 
 			fmt.Fprintln(out, "not sent:", err)
 			continue
 		}
-		fmt.Fprintf(out, "  [%s] %s\n", rec.State, rec.Text)
+		fmt.Fprintf(out, "  [%s] %s\n", stateLabel(rec), rec.Text)
 	}
 	return sc.Err()
 }

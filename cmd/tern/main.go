@@ -29,9 +29,14 @@ Usage:
   tern peer rm <url>
   tern peers                       links: state, RTT, bytes, queued bundles
   tern status [--metrics]          bundle counters, store use, routes
-  tern send <contact> <text>
-  tern chat <contact>              interactive chat with receipts
-  tern inbox [--peer CONTACT] [--limit N]
+  tern send [--over-air-clear] <contact|group> <text>
+  tern chat <contact|group>        interactive chat with delivery and read receipts
+  tern inbox [--peer CONTACT|GROUP] [--limit N]
+  tern groups                      group channels you are (or were) in
+  tern group create <name> [contact...]
+  tern group add <group> <contact>     tern group rm <group> <member>   (owner only)
+  tern group show <group>          members, owner, epoch
+  tern group send <group> <text>
   tern hw list                     known LoRa boards and their pins, serial ports
   tern hw probe <board>[?pins]     check that a LoRa HAT answers
   tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>
@@ -80,7 +85,7 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "contact" || cmd == "peer" {
+	if cmd == "contact" || cmd == "peer" || cmd == "group" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return fmt.Errorf("`tern %s` needs a subcommand: see `tern help`", cmd)
 		}
@@ -97,6 +102,8 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return cmdSim(ctx, rest, out)
 	case "id", "sas", "contact add", "contacts", "peer add", "peer rm", "peers", "status", "send", "chat", "inbox":
 		return clientCommand(ctx, cmd, rest, in, out)
+	case "groups", "group create", "group add", "group rm", "group show", "group send":
+		return groupCommand(ctx, cmd, rest, out)
 	}
 	return fmt.Errorf("unknown command %q: see `tern help`", cmd)
 }
