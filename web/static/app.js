@@ -53,11 +53,15 @@
     view: 'empty',
     peers: [],
     online: true,
+    groups: new Map(),   // group id -> GET /v1/groups entry (filled by groups.js)
   };
+  // Hooks other files (groups.js) set; app.js calls them when present.
+  const ext = {};
 
   const short = (a) => (a || '').slice(0, 8);
   function nameOf(addr) {
     if (!addr) return '';
+    if (S.groups.has(addr)) return S.groups.get(addr).name;
     const c = S.contacts.find((c) => c.address === addr);
     if (c) return c.name;
     if (S.me && S.me.address === addr) return S.me.name;
@@ -182,16 +186,16 @@
 
   function showView(v) {
     S.view = v;
-    for (const x of ['empty', 'chat', 'verify', 'card', 'add', 'network']) $('#view-' + x).hidden = x !== v;
+    for (const x of ['empty', 'chat', 'verify', 'card', 'add', 'network', 'newgroup', 'group']) $('#view-' + x).hidden = x !== v;
     $('#app').classList.toggle('pane-open', v !== 'empty');
     for (const b of $$('.side-actions button')) b.removeAttribute('aria-current');
     const nav = { card: '#nav-card', add: '#nav-add', network: '#nav-network' }[v];
     if (nav) $(nav).setAttribute('aria-current', 'page');
-    if (v !== 'chat' && v !== 'verify') S.open = null;
+    if (v !== 'chat' && v !== 'verify' && v !== 'group') S.open = null;
     if (v === 'network') refreshNetwork();
     renderContacts();
   }
-  for (const b of $$('.back')) b.addEventListener('click', () => showView(S.open && b.closest('#view-verify') ? 'chat' : 'empty'));
+  for (const b of $$('.back')) b.addEventListener('click', () => (S.open && b.closest('#view-verify, #view-group') ? openChat(S.open) : showView('empty')));
   $('#nav-add').addEventListener('click', () => { showView('add'); $('#add-uri').focus(); });
   $('#nav-network').addEventListener('click', () => showView('network'));
   $('#nav-card').addEventListener('click', () => {
@@ -215,6 +219,7 @@
   });
 
   async function refreshContacts() {
+    if (ext.refresh) ext.refresh();
     try {
       const [cs, all] = await Promise.all([api('GET', '/v1/contacts'), api('GET', '/v1/messages?limit=1000')]);
       S.contacts = cs || [];
@@ -231,7 +236,9 @@
   function renderContacts() {
     const list = $('#contacts');
     const people = S.contacts.map((c) => ({ address: c.address, name: c.name }));
-    for (const peer of S.history.keys()) {
+    for (const g of S.groups.values()) people.push({ address: g.id, name: g.name, group: true });
+    for (const [peer, h] of S.history) {
+      if (h.length && h[0].group) continue; // a group not listed (yet)
       if (!people.some((p) => p.address === peer)) people.push({ address: peer, name: short(peer), stranger: true });
     }
     people.sort((a, b) => ((lastOf(b.address) || {}).received || 0) - ((lastOf(a.address) || {}).received || 0) || a.name.localeCompare(b.name));
@@ -241,6 +248,7 @@
       b.type = 'button';
       b.dataset.address = p.address;
       b.dataset.name = p.name;
+      if (p.group) b.dataset.group = '1';
       if (p.address === S.open) b.setAttribute('aria-current', 'true');
       const av = el('span', 'avatar'); av.setAttribute('aria-hidden', 'true');
       paintAvatar(av, p.name, p.address);
@@ -250,7 +258,8 @@
       const last = lastOf(p.address);
       top.append(el('span', 'muted small', last ? fmtWhen(last.received) : ''));
       body.append(top);
-      const prev = el('span', 'contact-preview muted', last ? (last.incoming ? '' : 'You: ') + last.text : 'No messages yet');
+      const who = !last || last.kind ? '' : !last.incoming ? 'You: ' : last.group ? (last.from_name || short(last.from)) + ': ' : '';
+      const prev = el('span', 'contact-preview muted', last ? who + last.text : (p.group ? 'Group' : 'No messages yet'));
       body.append(prev);
       b.append(av, body);
       const n = S.unread.get(p.address) || 0;
@@ -271,6 +280,10 @@
     $('#chat-title').textContent = name;
     $('#chat-sub').textContent = S.contacts.some((c) => c.address === addr) ? 'Encrypted end to end' : 'Not in your contacts: add their card to verify them';
     paintAvatar($('#chat-avatar'), name, addr);
+    $('#chat-verify').hidden = S.groups.has(addr);
+    $('#composer-clear-wrap').hidden = S.groups.has(addr);
+    setClear(false);
+    if (ext.chatOpened) ext.chatOpened(addr);
     S.forceScroll = true;
     renderMessages();
     try {
@@ -288,7 +301,7 @@
     for (const r of recs) upsert(r);
   }
 
-  const rank = { queued: 1, forwarded: 2, delivered: 3 };
+  const rank = { queued: 1, forwarded: 2, delivered: 3, read: 4 };
   function upsert(rec) {
     const h = S.history.get(rec.peer) || [];
     const i = h.findIndex((r) => r.id === rec.id);
@@ -297,20 +310,38 @@
     S.history.set(rec.peer, h);
   }
 
+  // How a medium is named: "sent via LAN".
+  const pathName = { internet: 'internet', lan: 'LAN', lora: 'LoRa', 'packet-radio': 'packet radio' };
+  const via = (r) => (r.path ? ' via ' + (pathName[r.path] || r.path) : '');
+
   function statusOf(r) {
-    if (r.state === 'delivered') return { icon: '\u2713\u2713', text: 'Delivered' };
+    if (r.group && r.members) return ext.groupStatus ? ext.groupStatus(r) : { icon: '', text: r.state };
+    const sentVia = r.path ? ' \u00b7 sent' + via(r) : '';
+    if (r.state === 'read') return { icon: '\u2713\u2713', text: 'Read' + sentVia };
+    if (r.state === 'delivered') return { icon: '\u2713\u2713', text: 'Delivered' + sentVia };
     if (r.state === 'forwarded') {
-      if (r.via && r.via === r.peer) return { icon: '\u2713', text: 'Sent to ' + nameOf(r.peer) + "'s device" };
+      if (r.path || (r.via && r.via === r.peer)) return { icon: '\u2713', text: 'Sent' + via(r) + (r.via && r.via !== r.peer ? ' to ' + nameOf(r.via) : '') };
       return { icon: '\u2713', text: 'Sent via ' + nameOf(r.via) };
     }
     return { icon: '\u25F7', text: 'Waiting to send' };
   }
 
   function bubble(r) {
+    if (r.kind === 'notice') {
+      const n = el('li', 'notice');
+      n.dataset.id = r.id;
+      n.append(el('span', '', r.text));
+      return n;
+    }
     const li = el('li', 'msg ' + (r.incoming ? 'in' : 'out'));
     li.dataset.id = r.id;
     li.dataset.state = r.state;
     const b = el('div', 'bubble');
+    if (r.incoming && r.group) {
+      const from = el('span', 'from', r.from_name || short(r.from));
+      from.style.color = `hsl(${hue(r.from)} 55% 40%)`;
+      b.append(from);
+    }
     b.append(el('p', 'text', r.text));
     const meta = el('div', 'meta');
     if (r.clear) {
@@ -319,10 +350,12 @@
       meta.append(c);
     }
     meta.append(el('time', '', fmtTime(r.incoming ? (r.sent || r.received) : r.received)));
+    if (r.incoming && r.path) meta.append(el('span', 'path', via(r).trim()));
     if (!r.incoming) {
       const st = statusOf(r);
-      const s = el('span', 'status', st.icon + ' ' + st.text);
+      const s = el('span', 'status', (st.icon ? st.icon + ' ' : '') + st.text);
       s.dataset.state = r.state;
+      if (st.title) s.title = st.title;
       meta.append(s);
     }
     b.append(meta);
@@ -345,7 +378,29 @@
     if (!recs.length) list.append(el('li', 'muted empty', 'No messages yet. Say hello!'));
     if (atEnd || S.forceScroll) list.scrollTop = list.scrollHeight;
     S.forceScroll = false;
+    markSeen();
   }
+
+  // Read receipts: incoming messages shown in the open conversation while
+  // the page is visible are reported read, once.
+  const reporting = new Set();
+  function markSeen() {
+    if (!S.open || S.view !== 'chat' || document.hidden) return;
+    const ids = (S.history.get(S.open) || [])
+      .filter((r) => r.incoming && !r.kind && r.state === 'received' && !reporting.has(r.id)).map((r) => r.id);
+    if (!ids.length) return;
+    for (const id of ids) reporting.add(id);
+    api('POST', '/v1/messages/read', { peer: S.open, ids }).catch(() => { for (const id of ids) reporting.delete(id); });
+  }
+  document.addEventListener('visibilitychange', markSeen);
+
+  // Sending signed but unencrypted (over-air-clear), for amateur radio.
+  function setClear(on) {
+    $('#composer-clear').checked = on;
+    $('#clear-warning').hidden = !on;
+    $('#composer').classList.toggle('clear', on);
+  }
+  $('#composer-clear').addEventListener('change', (ev) => setClear(ev.target.checked));
 
   $('#composer').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -354,7 +409,10 @@
     if (!text.trim() || !S.open) return;
     ta.value = '';
     try {
-      const rec = await api('POST', '/v1/messages', { to: S.open, text });
+      const clear = $('#composer-clear').checked && !S.groups.has(S.open);
+      const rec = S.groups.has(S.open)
+        ? await api('POST', '/v1/groups/' + encodeURIComponent(S.open) + '/messages', { text })
+        : await api('POST', '/v1/messages', clear ? { to: S.open, text, over_air_clear: true } : { to: S.open, text });
       if (rec.note) S.notes.set(rec.id, rec.note);
       upsert(rec);
       S.forceScroll = true;
@@ -389,6 +447,7 @@
 
   // ---- live events --------------------------------------------------------
   function onEvent(e) {
+    if (ext.onEvent && ext.onEvent(e)) return;
     const r = e.message;
     if (!r || !r.peer) return;
     upsert(r);
@@ -545,5 +604,6 @@
     else showApp();
     events();
   }
+  window.Tern = { api, $, $$, el, S, ext, nameOf, short, paintAvatar, openChat, showView, renderContacts, renderMessages, banner, fmtWhen, via };
   start();
 })();
