@@ -343,8 +343,25 @@ type pendingText struct {
 
 // hold keeps a text this node cannot judge yet, until an update arrives.
 func (m *Manager) hold(in chat.Incoming, p *Packet) error {
+	// Texts wait at most as long as a bundle lives; older ones (for a
+	// group whose invitation never came) are dropped here.
 	n := 0
-	m.pending.ForEach(func(_, _ []byte) error { n++; return nil })
+	var stale [][]byte
+	oldest := uint64(m.cfg.Now().Add(-chat.DefaultLifetime).UnixMilli())
+	m.pending.ForEach(func(k, _ []byte) error {
+		if len(k) >= 24 && binary.BigEndian.Uint64(k[16:24]) < oldest {
+			stale = append(stale, k)
+		} else {
+			n++
+		}
+		return nil
+	})
+	for _, k := range stale {
+		m.pending.Delete(k)
+	}
+	if len(stale) > 0 {
+		m.log.Warn("dropped group texts whose key never came", "count", len(stale))
+	}
 	if n >= maxPending {
 		return chat.Reject("group-pending-full", fmt.Errorf("text of group %s epoch %d from %s: %d texts already wait for group keys that have not come", p.Group, p.Epoch, in.From.Short(), n))
 	}

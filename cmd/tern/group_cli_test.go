@@ -1,57 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"io"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ternmesh/tern/api"
 	"github.com/ternmesh/tern/chat"
 )
-
-// lineReader follows a command's output line by line.
-type lineReader struct {
-	t     *testing.T
-	lines chan string
-}
-
-func readLines(t *testing.T, r io.Reader) *lineReader {
-	lr := &lineReader{t: t, lines: make(chan string, 200)}
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			lr.lines <- sc.Text()
-		}
-		close(lr.lines)
-	}()
-	return lr
-}
-
-// expect waits for a line containing every one of want.
-func (lr *lineReader) expect(want ...string) string {
-	lr.t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-lr.lines:
-			if !ok {
-				lr.t.Fatalf("output ended before a line with %q", want)
-			}
-			all := true
-			for _, w := range want {
-				all = all && strings.Contains(l, w)
-			}
-			if all {
-				return l
-			}
-		case <-timeout:
-			lr.t.Fatalf("no line with %q", want)
-		}
-	}
-}
 
 func (d *daemon) mustCLI(args ...string) string {
 	d.t.Helper()
@@ -88,30 +43,16 @@ func TestGroupCLI(t *testing.T) {
 		t.Errorf("tern group show on bob: %s", out)
 	}
 
-	cmd := exec.Command(ternBin, "chat", "Trip", "--data", a.data)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	chatOut := readLines(t, stdout)
+	chatOut := a.interactive("chat", "Trip")
 	chatOut.expect("chatting with Trip")
-	io.WriteString(stdin, "meet at the bridge\n")
+	chatOut.typeLine("meet at the bridge")
 	chatOut.expect("[queued", "meet at the bridge")
 	chatOut.expect("[delivered", "delivered to 2 of 2", "sent via LAN", "meet at the bridge")
 
 	// Carol reads it with `tern chat` (which sends the read receipt); bob
 	// through the API.
-	ccmd := exec.Command(ternBin, "chat", "Trip", "--data", c.data)
-	cin, _ := ccmd.StdinPipe()
-	cout, _ := ccmd.StdoutPipe()
-	if err := ccmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer ccmd.Process.Kill()
-	readLines(t, cout).expect("[Trip] alice: meet at the bridge", "(via LAN)")
+	carolChat := c.interactive("chat", "Trip")
+	carolChat.expect("[Trip] alice: meet at the bridge", "(via LAN)")
 	var hist []chat.Record
 	b.do("GET", "/v1/messages?peer=Trip", nil, &hist)
 	var ids []string
@@ -126,7 +67,7 @@ func TestGroupCLI(t *testing.T) {
 		t.Errorf("bob marked %d read, want 1", marked.Marked)
 	}
 	chatOut.expect("[read", "meet at the bridge")
-	cin.Close()
+	carolChat.quit()
 
 	// Bob writes through `tern send` to the group by name.
 	if out := b.mustCLI("send", "Trip", "on my way"); !strings.Contains(out, "group Trip") {
@@ -145,7 +86,7 @@ func TestGroupCLI(t *testing.T) {
 		out, _ := b.cli("inbox")
 		return strings.Contains(out, "-- alice removed carol")
 	})
-	io.WriteString(stdin, "carol is out now\n")
+	chatOut.typeLine("carol is out now")
 	chatOut.expect("[delivered", "carol is out now")
 	waitFor(t, "bob has the text after the removal", func() bool {
 		out, _ := b.cli("inbox", "--peer", "Trip")
@@ -161,15 +102,5 @@ func TestGroupCLI(t *testing.T) {
 	if out, err := b.cli("group", "rm", "Trip", "alice"); err == nil || !strings.Contains(out, "only the owner") {
 		t.Errorf("bob removes the owner: %v %s", err, out)
 	}
-	stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("tern chat exited with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Error("tern chat did not exit on Ctrl-D")
-	}
+	chatOut.quit()
 }
