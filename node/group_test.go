@@ -91,16 +91,15 @@ func TestReadReceiptAndPath(t *testing.T) {
 	}
 }
 
-// TestGroupOfThreeOverARelay: alice links to bob and to carol; bob and
-// carol have no link and no contact with each other, so bob's group text
-// reaches carol through alice's router, sealed to carol with the card the
-// membership carried. Receipts come back; after carol's removal she gets
-// nothing new and knows she was removed.
+// TestGroupOfThreeOverARelay: alice links to bob and to carol (links that
+// say they are LoRa); bob and carol have no link and no contact with each
+// other, so bob's group text reaches carol through alice's router, sealed
+// to carol with the card the membership carried. Receipts come back, the
+// path is recorded on both ends; after carol's removal she gets nothing
+// new and knows she was removed.
 func TestGroupOfThreeOverARelay(t *testing.T) {
 	net := transports.NewMemNetwork(transports.MemNetworkConfig{})
-	a := startNode(t, net, t.TempDir(), "alice")
-	b := startNode(t, net, t.TempDir(), "bob")
-	c := startNode(t, net, t.TempDir(), "carol")
+	a, b, c := startLoRaNode(t, net, "alice"), startLoRaNode(t, net, "bob"), startLoRaNode(t, net, "carol")
 	a.Chat().AddContact(b.Card(), "bob")
 	a.Chat().AddContact(c.Card(), "carol")
 	for _, u := range []string{"mem://bob", "mem://carol"} {
@@ -133,7 +132,7 @@ func TestGroupOfThreeOverARelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := waitEvent(t, cEv, func(e chat.Event) bool { return e.Type == "message" && e.Message.Kind == "" })
-	if in.Message.Text != "stove is lit" || in.Message.From != b.Identity().Address().String() || in.Message.FromName != "bob" || in.Message.Peer != g.ID {
+	if in.Message.Text != "stove is lit" || in.Message.From != b.Identity().Address().String() || in.Message.FromName != "bob" || in.Message.Peer != g.ID || in.Message.Path != transports.MediumLoRa {
 		t.Fatalf("carol got %+v", in.Message)
 	}
 	waitEvent(t, bEv, func(e chat.Event) bool { return e.Message.ID == rec.ID && e.Message.State == chat.StateDelivered })
@@ -144,8 +143,8 @@ func TestGroupOfThreeOverARelay(t *testing.T) {
 		}
 	}
 	read := waitEvent(t, bEv, func(e chat.Event) bool { return e.Message.ID == rec.ID && e.Message.State == chat.StateRead })
-	if len(read.Message.Members) != 2 {
-		t.Errorf("bob's record %+v, want two recipients, both read", read.Message)
+	if len(read.Message.Members) != 2 || read.Message.Path != transports.MediumLoRa {
+		t.Errorf("bob's record %+v, want two recipients, both read, sent via LoRa", read.Message)
 	}
 
 	if _, err := a.Groups().Remove(g.ID, "carol"); err != nil {
