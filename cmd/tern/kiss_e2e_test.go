@@ -155,8 +155,8 @@ func TestKISSClearTextOverDireWolf1200(t *testing.T) {
 	p := startHamPair(t, 1200, dwAudio1200, false)
 	clearExchange(t, p, 90*time.Second)
 	out, err := p.b.cli("inbox")
-	if err != nil || !strings.Contains(out, "[signed, sent unencrypted]") {
-		t.Errorf("tern inbox does not mark the clear message: %v\n%s", err, out)
+	if err != nil || !strings.Contains(out, "[signed, sent unencrypted]") || !strings.Contains(out, "(via packet radio)") {
+		t.Errorf("tern inbox does not mark the clear message as unencrypted and come over packet radio: %v\n%s", err, out)
 	}
 	// The same from the command line: `tern send --over-air-clear`.
 	const cq = "QSL via the command line"

@@ -33,6 +33,17 @@ func loraPair(t *testing.T, urlA, urlB string) {
 	waitFor(t, "bob receives the 2 KB message", func() bool { return contains(incomingTexts(b.history("alice")), twoKB) })
 	b.do("POST", "/v1/messages", api.Send{To: "alice", Text: "got it, thanks"}, nil)
 	waitFor(t, "alice receives the answer", func() bool { return contains(incomingTexts(a.history("bob")), "got it, thanks") })
+	waitFor(t, "alice's message is recorded as sent via LoRa", func() bool {
+		for _, r := range a.history("bob") {
+			if !r.Incoming && r.Text == twoKB {
+				return r.Path == "lora"
+			}
+		}
+		return false
+	})
+	if out, err := b.cli("inbox"); err != nil || !strings.Contains(out, "(via LoRa)") {
+		t.Errorf("tern inbox does not say the message came over LoRa: %v\n%s", err, out)
+	}
 	out, err := a.cli("peers")
 	if err != nil || !strings.Contains(out, "airtime used") || !strings.Contains(out, "radio ") {
 		t.Errorf("tern peers does not show the radio figures:\n%s", out)
