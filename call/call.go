@@ -151,8 +151,8 @@ type live struct {
 	id       ID
 	peer     crypto.Address
 	caller   bool
-	rec      Record    // guarded by App.mu
-	deadline time.Time // while ringing; guarded by App.mu
+	rec      Record        // guarded by App.mu
+	deadline time.Time     // while ringing; guarded by App.mu
 	myKey    [KeySize]byte // encrypts this side's frames
 	peerKey  [KeySize]byte // the peer's, from its invite or accept
 	base     time.Time     // start of this side's call clock
