@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/call"
 	"github.com/ternmesh/tern/chat"
 	"github.com/ternmesh/tern/crypto"
+	"github.com/ternmesh/tern/message"
 	"github.com/ternmesh/tern/router"
 	"github.com/ternmesh/tern/store"
 	"github.com/ternmesh/tern/transports"
@@ -50,6 +52,7 @@ type Node struct {
 	box    *crypto.Box
 	router *router.Router
 	chat   *chat.App
+	calls  *call.App
 	links  *store.KV
 
 	radios      map[string]RadioOpener
@@ -180,6 +183,10 @@ func (n *Node) Start(l Links, urls []string) error {
 	n.router = r
 	app = chat.New(chat.Config{Identity: n.id, Box: n.box, Store: n.store, Router: r, Now: n.cfg.Now, Logger: n.log})
 	n.chat = app
+	if n.calls, err = call.New(call.Config{Chat: app, Voice: r, History: n.store.Bucket("calls"), Now: n.cfg.Now, Logger: n.log}); err != nil {
+		return err
+	}
+	app.Handle(message.Call, n.calls)
 	for _, ln := range l.Listeners {
 		n.log.Info("listening", "addr", ln.Addr())
 		r.Serve(ln)
@@ -278,6 +285,9 @@ func (n *Node) Close() error {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	if n.calls != nil {
+		n.calls.Close() // hangs up a call in progress
+	}
 	if n.router != nil {
 		n.router.Close()
 	}
@@ -308,6 +318,7 @@ func (n *Node) SetName(name string) (*crypto.Card, error) {
 }
 func (n *Node) Router() *router.Router { return n.router }
 func (n *Node) Chat() *chat.App        { return n.chat }
+func (n *Node) Calls() *call.App       { return n.calls }
 func (n *Node) Store() *store.Store    { return n.store }
 func (n *Node) DataDir() string        { return n.cfg.DataDir }
 

@@ -24,8 +24,9 @@ func TestImportDirection(t *testing.T) {
 		"mdns":       {"mdns"},
 		"web":        {},
 		"chat":       {"bundle", "crypto", "message", "router", "store"},
-		"node":       {"bundle", "chat", "crypto", "router", "store", "transports"},
-		"api":        {"chat", "crypto", "node", "router"},
+		"call":       {"bundle", "chat", "crypto", "message", "router"},
+		"node":       {"bundle", "call", "chat", "crypto", "message", "router", "store", "transports"},
+		"api":        {"call", "chat", "crypto", "node", "router"},
 		"cmd":        {""}, // wires everything
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, mod+"...").CombinedOutput()
