@@ -17,6 +17,7 @@
 //	GET    /v1/messages?peer=X&limit=N   history (incoming and outgoing)
 //	GET    /v1/events              newline-delimited JSON events, until closed
 //	GET    /metrics                Prometheus text format
+//	       /v1/calls...            voice calls: see calls.go
 package api
 
 import (
@@ -80,6 +81,7 @@ func Handler(n *node.Node, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/messages", s.messages)
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /metrics", s.metrics)
+	s.callRoutes(mux) // calls.go
 	return mux
 }
 

@@ -119,7 +119,9 @@ type browser struct {
 	ctx  context.Context
 }
 
-func newBrowser(t *testing.T, name string) *browser {
+// newBrowser starts Chromium for name; extra adds flags (the call tests'
+// fake microphone).
+func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
@@ -132,6 +134,7 @@ func newBrowser(t *testing.T, name string) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1100, 720),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })
