@@ -91,14 +91,21 @@ type Event struct {
 
 // Errors the API maps to answers.
 var (
-	// ErrVoiceUnavailable wraps the reason a call cannot carry audio now
-	// (no internet or LAN path, only a radio link).
+	// ErrVoiceUnavailable is matched (errors.Is) by the error that says why
+	// a call cannot carry audio now (no internet or LAN path, only a radio
+	// link); its text is the reason alone, ready to show.
 	ErrVoiceUnavailable = errors.New("voice unavailable")
 	// ErrInCall: a call is already ringing or active.
 	ErrInCall = errors.New("already in a call")
 	// ErrNoCall: no such call is ringing or active.
 	ErrNoCall = errors.New("no such call in progress")
 )
+
+// unavailable is the reason voice cannot go; it is ErrVoiceUnavailable.
+type unavailable string
+
+func (u unavailable) Error() string        { return string(u) }
+func (u unavailable) Is(target error) bool { return target == ErrVoiceUnavailable }
 
 // Chat sends sealed application messages and names contacts; *chat.App is one.
 type Chat interface {
@@ -367,7 +374,7 @@ func (a *App) Start(who string) (Record, error) {
 		if err := a.saveAndPublish(rec); err != nil {
 			return Record{}, err
 		}
-		return rec, fmt.Errorf("%w: %s", ErrVoiceUnavailable, reason)
+		return rec, unavailable(reason)
 	}
 	key, err := a.newKey()
 	if err != nil {
@@ -411,7 +418,7 @@ func (a *App) Accept(id ID) (Record, error) {
 		return c.rec, fmt.Errorf("call %s is %s %s: only a ringing incoming call can be accepted", id, direction(c.rec), c.rec.State)
 	}
 	if perr := a.cfg.Voice.VoicePath(bundle.Addr(c.peer)); perr != nil {
-		return c.rec, fmt.Errorf("%w: %s", ErrVoiceUnavailable, a.Explain(perr, c.peer))
+		return c.rec, unavailable(a.Explain(perr, c.peer))
 	}
 	if err := a.send(c.peer, Signal{Kind: KindAccept, Call: id, Key: c.myKey}); err != nil {
 		return c.rec, err

@@ -32,6 +32,7 @@ Usage:
   tern send <contact> <text>
   tern chat <contact>              interactive chat with receipts
   tern inbox [--peer CONTACT] [--limit N]
+  tern calls [--peer CONTACT] [--limit N]   voice call history (calls are made in the web UI)
   tern hw list                     known LoRa boards and their pins, serial ports
   tern hw probe <board>[?pins]     check that a LoRa HAT answers
   tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>
@@ -95,6 +96,8 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return cmdUI(ctx, rest, out)
 	case "sim":
 		return cmdSim(ctx, rest, out)
+	case "calls":
+		return cmdCalls(ctx, rest, out)
 	case "id", "sas", "contact add", "contacts", "peer add", "peer rm", "peers", "status", "send", "chat", "inbox":
 		return clientCommand(ctx, cmd, rest, in, out)
 	}

@@ -20,6 +20,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ternmesh/tern/api"
+	"github.com/ternmesh/tern/call"
+	"github.com/ternmesh/tern/lora/modememu"
+	"github.com/ternmesh/tern/lora/radiosim"
 )
 
 // writeTone writes seconds of a sine at freq Hz as a WAV file: 48 kHz,
@@ -157,11 +160,10 @@ func callBrowser(t *testing.T, name, tone string) *browser {
 
 // heard is what a call page decoded (window.ternCall.debug()).
 type heard struct {
-	Received, Decoded, Concealed, Late, Skipped, Dry, Sent int
-	Freq, RMS                                              float64
-	Target, Buffered                                       float64
-	Underruns, PlayerDepth                                 int
-	Jitter                                                 float64
+	Received, Decoded, Late, Lost int
+	Freq, RMS, Jitter             float64
+	Target, Buffered              float64
+	Player                        struct{ Queued, Played, Concealed, Underruns, Skipped, Rebuffers int }
 }
 
 func (b *browser) heard() heard {
@@ -286,9 +288,9 @@ func TestWebUIVoiceCallBetweenTwoBrowsers(t *testing.T) {
 		if loss < 1.5 || loss > 10 {
 			t.Errorf("%s shows %v %% loss with 5 %% of packets dropped", br.name, loss)
 		}
-		if h.Decoded-before[i].Decoded < 200 || h.Concealed == before[i].Concealed {
-			t.Errorf("%s under loss: decoded %d more frames, concealed %d more; want audio flowing with losses concealed",
-				br.name, h.Decoded-before[i].Decoded, h.Concealed-before[i].Concealed)
+		if h.Decoded-before[i].Decoded < 200 || h.Lost == before[i].Lost || h.Player.Concealed == before[i].Player.Concealed {
+			t.Errorf("%s under loss: decoded %d more frames, %d more lost, %d more concealed; want audio flowing with losses concealed",
+				br.name, h.Decoded-before[i].Decoded, h.Lost-before[i].Lost, h.Player.Concealed-before[i].Player.Concealed)
 		}
 		if math.Abs(h.Freq-want) > 10 {
 			t.Errorf("%s hears %v Hz under loss, want %v", br.name, h.Freq, want)
@@ -321,5 +323,58 @@ func TestWebUIVoiceCallBetweenTwoBrowsers(t *testing.T) {
 	a.do("GET", "/v1/calls", nil, &calls)
 	if len(calls) != 1 || calls[0].State != "ended" {
 		t.Errorf("alice's call history: %+v", calls)
+	}
+}
+
+// TestWebUICallOverRadioOnlyExplainsWhy: two daemons that reach each other
+// only through LoRa modems (emulated RNodes on one simulated channel).
+// Alice presses Call: the page says voice needs an internet or LAN path and
+// that the only path is a radio link; nothing rings, and Bob gets a missed
+// call by a bundle over the radio.
+func TestWebUICallOverRadioOnlyExplainsWhy(t *testing.T) {
+	chromiumPath(t)
+	air := modememu.NewAir(radiosim.Config{Seed: 3}, 20)
+	t.Cleanup(air.Close)
+	ea, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "b", X: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ea.Unplug)
+	t.Cleanup(eb.Unplug)
+	const q = "?freq=869.525&bw=125&sf=7&cr=5&txp=14"
+	a, linkA := startWebDaemon(t, "alice", "--listen", "off", "--link", "rnode://"+ea.Path()+q)
+	b := startDaemon(t, "bob", "--listen", "off", "--link", "rnode://"+eb.Path()+q)
+	b.addContact(a)
+	ba := newBrowser(t, "alice's browser")
+	ba.onboard(linkA, "Alice")
+	ba.addContact(b.card(), "bob")
+	waitFor(t, "alice hears bob over the radio", func() bool { return a.hasRoute(b) })
+
+	ba.openChat("bob")
+	ba.do("press Call", click("#chat-call"), visible("#call-panel #call-error"))
+	msg := ba.text("#call-error")
+	if !strings.HasPrefix(msg, "Voice needs an internet or LAN path") {
+		t.Errorf("the call panel says %q: want the reason first, in words", msg)
+	}
+	for _, want := range []string{"the only path to bob now is a radio link", "bob will see a missed call"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the call panel says %q; want it to say %q", msg, want)
+		}
+	}
+	if st := ba.text("#call-state"); st != "Call not possible" {
+		t.Errorf("the call panel's state reads %q", st)
+	}
+	ba.do("see the attempt in the conversation", visible(`#messages li.call-rec[data-state="ended"] .note`))
+	ba.screenshot("call-radio-only.png")
+	waitFor(t, "bob's node records a missed call", func() bool {
+		recs := b.calls()
+		return len(recs) == 1 && recs[0].State == call.StateMissed && recs[0].Incoming
+	})
+	if recs := a.calls(); len(recs) != 1 || recs[0].State != call.StateEnded {
+		t.Errorf("alice's call history: %+v", recs)
 	}
 }

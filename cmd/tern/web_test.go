@@ -20,10 +20,11 @@ import (
 )
 
 // startWebDaemon runs a daemon whose web UI listens on a free loopback port
-// and returns it with the link `tern ui` prints for it.
-func startWebDaemon(t *testing.T, name string) (*daemon, string) {
+// and returns it with the link `tern ui` prints for it; extra are more
+// `tern run` flags.
+func startWebDaemon(t *testing.T, name string, extra ...string) (*daemon, string) {
 	t.Helper()
-	d := startDaemon(t, name, "--web", "127.0.0.1:0")
+	d := startDaemon(t, name, append([]string{"--web", "127.0.0.1:0"}, extra...)...)
 	var out bytes.Buffer
 	if err := cmdUI(context.Background(), []string{"--data", d.data}, &out); err != nil {
 		t.Fatalf("tern ui: %v\n%s", err, d.logText())

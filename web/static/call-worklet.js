@@ -1,14 +1,20 @@
 // Audio worklets of Tern voice calls (loaded by call.js into a 48 kHz
-// AudioContext).
+// AudioContext). They run on the audio thread, so a busy page does not
+// make the sound stutter.
 //
 // tern-capture: cuts the microphone (mixed to mono) into 20 ms frames of
 // 960 samples and posts each to the page, which encodes it with WebCodecs.
 //
-// tern-player: plays the 960-sample frames the page posts, in order. It
-// asks the page for a frame whenever fewer than `depth` are queued (2, up
-// to 4 after underruns: the page answers a request a little later), so the
-// page's jitter buffer is drained at exactly the audio clock's pace; when
-// nothing is queued it plays silence and counts an underrun.
+// tern-player: the playout end of the jitter buffer. The page posts decoded
+// 960-sample frames in sequence order, and {lost: true} for a frame that
+// never came. The player waits until `target` frames are queued, then plays
+// one frame per 20 ms of the audio clock. A lost frame, or an empty queue
+// (underrun), is concealed: the last frame again at half its level, halving
+// for each further one, then silence; after 5 frames of underrun it waits
+// for `target` frames again. When more than target + 2 frames are queued
+// (a burst, or the sender's sound card running faster than this one) it
+// drops a frame to keep the delay down. Every 100 ms it reports its
+// figures to the page.
 'use strict';
 
 const FRAME = 960;
@@ -41,45 +47,67 @@ registerProcessor('tern-capture', Capture);
 class Player extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.q = [];
+    this.q = [];             // Float32Array frames, or null for a lost one
+    this.cur = null;         // the frame being played
     this.off = 0;
-    this.asked = 0;
-    this.underruns = 0;
-    this.depth = 2;
-    this.quanta = 0; // since the last underrun
+    this.target = 3;
     this.playing = false;
+    this.dry = 0;            // consecutive frames of underrun
+    this.last = null;        // last real frame, for concealment
+    this.fade = 1;
+    this.n = { played: 0, concealed: 0, underruns: 0, skipped: 0, rebuffers: 0 };
+    this.quanta = 0;
     this.port.onmessage = (e) => {
-      this.asked = Math.max(0, this.asked - 1);
-      if (e.data && e.data.length) { this.q.push(e.data); this.playing = true; }
+      const m = e.data;
+      if (m.target) this.target = m.target;
+      if (m.frame) this.q.push(m.frame);
+      if (m.lost) this.q.push(null);
     };
   }
+
+  // next picks the frame to play for the next 20 ms.
+  next() {
+    if (!this.playing) {
+      if (this.q.length < this.target) return null;
+      this.playing = true;
+    }
+    while (this.q.length > this.target + 2) { this.q.shift(); this.n.skipped++; }
+    if (this.q.length) {
+      const f = this.q.shift();
+      this.dry = 0;
+      if (f) { this.last = f; this.fade = 1; this.n.played++; return f; }
+      return this.conceal();
+    }
+    this.n.underruns++;
+    if (++this.dry >= 5) { this.playing = false; this.n.rebuffers++; }
+    return this.conceal();
+  }
+
+  conceal() {
+    this.n.concealed++;
+    this.fade *= 0.5;
+    const out = new Float32Array(FRAME);
+    if (this.last && this.fade > 0.06) for (let i = 0; i < FRAME; i++) out[i] = this.last[i] * this.fade;
+    return out;
+  }
+
   process(inputs, outputs) {
     const out = outputs[0][0];
     let i = 0;
-    while (i < out.length && this.q.length) {
-      const f = this.q[0];
-      const n = Math.min(out.length - i, f.length - this.off);
-      out.set(f.subarray(this.off, this.off + n), i);
+    while (i < out.length) {
+      if (!this.cur) {
+        this.cur = this.next();
+        this.off = 0;
+        if (!this.cur) { out.fill(0, i); break; } // still buffering
+      }
+      const n = Math.min(out.length - i, FRAME - this.off);
+      out.set(this.cur.subarray(this.off, this.off + n), i);
       i += n;
       this.off += n;
-      if (this.off === f.length) { this.q.shift(); this.off = 0; }
+      if (this.off === FRAME) this.cur = null;
     }
-    this.quanta++;
-    if (i < out.length) {
-      out.fill(0, i);
-      if (this.playing) {
-        this.underruns++;
-        if (this.quanta < 3750) this.depth = Math.min(4, this.depth + 1); // two within 10 s
-        this.quanta = 0;
-      }
-    } else if (this.quanta > 37500 && this.depth > 2) { // 100 s without one
-      this.depth--;
-      this.quanta = 0;
-    }
-    let need = 0;
-    while (this.q.length + this.asked < this.depth) { this.asked++; need++; }
-    if (need) this.port.postMessage({ need, underruns: this.underruns, depth: this.depth });
     for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
+    if (++this.quanta % 37 === 0) this.port.postMessage(Object.assign({ queued: this.q.length, playing: this.playing }, this.n));
     return true;
   }
 }

@@ -7,12 +7,13 @@
 //
 // Sending: microphone -> AudioContext at 48 kHz -> tern-capture worklet
 // (mono, 20 ms frames) -> WebCodecs AudioEncoder (Opus, 32 kbit/s) -> socket.
-// Receiving: socket -> jitter buffer (by sequence number; the playout target
-// adapts between 40 and 200 ms to the measured jitter and to underruns) ->
-// AudioDecoder -> tern-player worklet, which pulls one frame per 20 ms.
-// Loss concealment: WebCodecs cannot be told a packet is missing (no Opus
-// PLC entry point), so a lost frame is replaced by the last decoded frame at
-// half its level, halving again for each further loss, then silence.
+// Receiving: socket -> reordering by sequence number -> AudioDecoder ->
+// tern-player worklet, which holds the jitter buffer on the audio thread:
+// its playout target adapts between 40 and 200 ms to the measured jitter
+// and to underruns. Loss concealment: WebCodecs cannot be told a packet is
+// missing (no Opus PLC entry point), so the player replaces a lost frame by
+// the last decoded frame at half its level, halving again for each further
+// loss, then silence.
 'use strict';
 (() => {
   const T = window.tern; // the bridge app.js exports
@@ -106,9 +107,9 @@
   function paintStats(s) {
     lastStats = s;
     const buffered = media ? media.bufferMs() : 0;
-    // What the listener hears is late by the network, the jitter buffer,
-    // the frames queued in the player and one frame of capture.
-    const total = s.latency_ms + buffered + 20 * ((media ? media.playerDepth : 2) + 1);
+    // What the listener hears is late by the network, the frames queued in
+    // the player and one frame of capture.
+    const total = s.latency_ms + buffered + 20;
     sLatency.textContent = Math.round(total) + ' ms';
     sLatency.title = `network ${s.latency_ms.toFixed(1)} ms (round trip ${s.rtt_ms.toFixed(1)} ms), buffer ${buffered} ms`;
     sLatency.dataset.network = String(s.latency_ms);
@@ -257,20 +258,19 @@
       this.muted = false;
       this.txSeq = 0;
       this.capTicks = 0;
-      this.jb = new Map();      // seq -> Uint8Array (Opus)
-      this.playSeq = null;      // next sequence number to play; null: buffering
+      this.jb = new Map();      // seq -> Uint8Array (Opus), waiting for its turn
+      this.next = null;         // next sequence number to decode; null: none yet
       this.maxSeq = -1;
       this.target = 3;          // playout target in frames (40..200 ms: 2..10)
       this.bumps = 0;           // extra target after underruns
       this.slots = [];          // frames on their way to the player, in order
       this.pending = [];        // slots waiting for the decoder
-      this.last = null;         // last decoded frame, for concealment
-      this.fade = 1;
       this.jitter = 0;          // ms, measured here (see onFrame)
-      this.playerDepth = 2;     // frames the player keeps queued
       this.ring = new Float32Array(9600); // the last 200 ms decoded, for the test
       this.ringPos = 0;
-      this.n = { received: 0, decoded: 0, concealed: 0, late: 0, skipped: 0, dry: 0, underruns: 0, sent: 0 };
+      this.n = { received: 0, decoded: 0, late: 0, lost: 0 };
+      this.player = null;
+      this.pl = { queued: 0, played: 0, concealed: 0, underruns: 0, skipped: 0, rebuffers: 0 };
       this.stopped = false;
     }
 
@@ -281,12 +281,10 @@
         this.mic = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false } });
         if (this.stopped) { this.stop(); return; }
         await this.ac.resume();
-        // The player first: frames that arrive before it pulls would pile up.
         this.player = new AudioWorkletNode(this.ac, 'tern-player', { numberOfInputs: 0, outputChannelCount: [1] });
         this.player.port.onmessage = (ev) => {
-          this.n.underruns = ev.data.underruns;
-          this.playerDepth = ev.data.depth;
-          for (let i = 0; i < ev.data.need; i++) this.nextFrame();
+          if (ev.data.underruns > this.pl.underruns && ev.data.playing) this.bumps = Math.min(6, this.bumps + 1);
+          this.pl = ev.data;
         };
         this.player.connect(this.ac.destination);
         this.startDecoder();
@@ -346,69 +344,61 @@
       dv.setUint32(4, Math.round(chunk.timestamp * 48000 / 1e6) >>> 0);
       chunk.copyTo(buf.subarray(8));
       this.ws.send(buf);
-      this.n.sent++;
     }
 
     // Receiving -------------------------------------------------------------
+    // onFrame puts a frame in sequence order: frames are decoded as soon as
+    // their turn comes; a missing one is given up once two newer frames
+    // have arrived (40 ms of reordering), and then concealed by the player.
     onFrame(ab) {
       if (ab.byteLength < 8) return;
-      const seq = new DataView(ab).getUint32(0);
+      const dv = new DataView(ab);
+      const seq = dv.getUint32(0);
       this.n.received++;
       // End-to-end jitter as this page sees it (RFC 3550 estimator on the
       // capture timestamps): capture, both sockets and the network.
-      const transit = performance.now() - new DataView(ab).getUint32(4) / 48;
+      const transit = performance.now() - dv.getUint32(4) / 48;
       if (this.transit !== undefined) this.jitter += (Math.abs(transit - this.transit) - this.jitter) / 16;
       this.transit = transit;
-      if (this.playSeq !== null && seq < this.playSeq) { this.n.late++; return; }
+      if (this.next === null) this.next = seq;
+      if (seq < this.next) { this.n.late++; return; }
       this.jb.set(seq, new Uint8Array(ab, 8));
       if (seq > this.maxSeq) this.maxSeq = seq;
+      for (;;) {
+        const data = this.jb.get(this.next);
+        if (data) { this.jb.delete(this.next++); this.decode(data); continue; }
+        if (this.maxSeq - this.next < 2) break;
+        // Given up: a short gap is concealed frame by frame; for a long one
+        // the player has already covered the silence.
+        const gap = Math.min(...this.jb.keys()) - this.next;
+        this.n.lost += gap;
+        if (gap <= 3) for (let i = 0; i < gap; i++) this.lostFrame();
+        this.next += gap;
+      }
     }
 
     // adapt sets the playout target from the jitter (the larger of the
     // daemon's network figure and this page's end-to-end one) and from the
-    // times the buffer ran dry.
+    // player's underruns.
     adapt(s) {
       const j = Math.max(s.jitter_ms, this.jitter);
       const want = Math.ceil((20 + 3 * j) / 20) + this.bumps;
-      this.target = Math.min(10, Math.max(2, want));
+      const target = Math.min(10, Math.max(2, want));
+      if (target !== this.target && this.player) this.player.port.postMessage({ target });
+      this.target = target;
       if (this.bumps > 0 && Math.random() < 0.02) this.bumps--; // relax slowly (about every 25 s)
     }
 
-    bufferMs() { return this.playSeq === null ? this.target * 20 : Math.max(0, this.maxSeq - this.playSeq + 1) * 20; }
-
-    // nextFrame hands the player the next 20 ms: decoded, concealed or,
-    // while buffering, silence.
-    nextFrame() {
-      if (this.playSeq === null) {
-        if (this.jb.size < this.target) { this.toPlayer(new Float32Array(FRAME)); return; }
-        this.playSeq = Math.min(...this.jb.keys());
-      }
-      if (this.playSeq > this.maxSeq) {
-        // The buffer ran dry: conceal, and buffer again with more margin.
-        this.n.dry++;
-        this.bumps = Math.min(6, this.bumps + 1);
-        this.playSeq = null;
-        this.conceal();
-        return;
-      }
-      // More buffered than wanted (a burst, the two sound cards' clocks
-      // drifting, or a smaller target): skip frames to keep latency down.
-      while (this.maxSeq - this.playSeq + 1 > this.target + 2) {
-        this.jb.delete(this.playSeq++);
-        this.n.skipped++;
-      }
-      const data = this.jb.get(this.playSeq);
-      this.jb.delete(this.playSeq);
-      this.playSeq++;
-      if (data) this.decode(data); else this.conceal();
-    }
+    bufferMs() { return (this.pl.queued || 0) * 20; }
 
     startDecoder() {
       this.dec = new AudioDecoder({
         output: (ad) => {
-          const pcm = new Float32Array(ad.numberOfFrames);
-          ad.copyTo(pcm, { planeIndex: 0, format: 'f32-planar' });
+          const pcm = new Float32Array(FRAME);
+          const tmp = new Float32Array(ad.numberOfFrames);
+          ad.copyTo(tmp, { planeIndex: 0, format: 'f32-planar' });
           ad.close();
+          pcm.set(tmp.subarray(0, FRAME));
           this.n.decoded++;
           for (let i = 0; i < pcm.length; i++) { this.ring[this.ringPos] = pcm[i]; this.ringPos = (this.ringPos + 1) % this.ring.length; }
           const slot = this.pending.shift();
@@ -416,8 +406,8 @@
           this.flush();
         },
         error: () => {
-          // A decoder that failed is closed: conceal what it held, start anew.
-          for (const s of this.pending) s.conceal = true;
+          // A decoder that failed is closed: what it held is lost; start anew.
+          for (const s of this.pending) s.lost = true;
           this.pending = [];
           this.flush();
           if (!this.stopped) this.startDecoder();
@@ -428,41 +418,30 @@
     }
 
     decode(data) {
-      const slot = { pcm: null, conceal: false };
+      const slot = { pcm: null, lost: false };
       this.slots.push(slot);
       this.pending.push(slot);
       try {
         this.dec.decode(new EncodedAudioChunk({ type: 'key', timestamp: this.decTs, data }));
       } catch (e) {
         this.pending.pop();
-        slot.conceal = true;
+        slot.lost = true;
       }
       this.decTs += 20000;
       this.flush();
     }
 
-    conceal() { this.slots.push({ pcm: null, conceal: true }); this.flush(); }
+    lostFrame() { this.slots.push({ pcm: null, lost: true }); this.flush(); }
 
-    // flush sends finished slots to the player in order.
+    // flush hands finished slots to the player, in order.
     flush() {
-      while (this.slots.length && (this.slots[0].pcm || this.slots[0].conceal)) {
+      while (this.slots.length && (this.slots[0].pcm || this.slots[0].lost)) {
         const s = this.slots.shift();
-        let out;
-        if (s.pcm) {
-          out = s.pcm;
-          this.last = s.pcm.slice();
-          this.fade = 1;
-        } else {
-          this.n.concealed++;
-          this.fade *= 0.5;
-          out = new Float32Array(FRAME);
-          if (this.last && this.fade > 0.06) for (let i = 0; i < Math.min(FRAME, this.last.length); i++) out[i] = this.last[i] * this.fade;
-        }
-        this.toPlayer(out);
+        if (!this.player) continue;
+        if (s.pcm) this.player.port.postMessage({ frame: s.pcm }, [s.pcm.buffer]);
+        else this.player.port.postMessage({ lost: true });
       }
     }
-
-    toPlayer(pcm) { if (this.player) this.player.port.postMessage(pcm, [pcm.buffer]); }
 
     stop() {
       this.stopped = true;
@@ -494,7 +473,8 @@
   window.ternCall = {
     debug() {
       if (!media) return null;
-      return Object.assign({ jitter: media.jitter, playerDepth: media.playerDepth, target: media.target, buffered: media.bufferMs(), stats: lastStats }, media.n, media.dominant());
+      return Object.assign({ jitter: media.jitter, target: media.target, buffered: media.bufferMs(), stats: lastStats,
+        player: media.pl }, media.n, media.dominant());
     },
   };
 
