@@ -146,3 +146,31 @@ func TestCallMediaSocketsBetweenTwoDaemons(t *testing.T) {
 		t.Errorf("bob's socket says the call ended with %q", m.Call.Reason)
 	}
 }
+
+// TestMissedCallSurvivesAnOutage: alice calls while bob's node is down.
+// The call cannot start (no internet or LAN path) and alice is told so;
+// the missed-call notice waits in her store as a bundle, and when bob's
+// node comes back, bob's history shows the missed call.
+func TestMissedCallSurvivesAnOutage(t *testing.T) {
+	a := startDaemon(t, "alice")
+	b := startDaemon(t, "bob")
+	a.addContact(b)
+	b.addContact(a)
+	a.addPeer(b)
+	waitFor(t, "alice and bob have live routes", func() bool { return a.hasRoute(b) && b.hasRoute(a) })
+	b.stop()
+	waitFor(t, "alice notices bob is gone", func() bool { return !a.hasRoute(b) })
+	err := a.c.Do(t.Context(), "POST", "/v1/calls", api.StartCall{To: "bob"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "bob cannot be reached over the internet or a LAN right now") || !strings.Contains(err.Error(), "bob will see a missed call") {
+		t.Fatalf("calling bob while his node is down: %v", err)
+	}
+	b.start()
+	waitFor(t, "bob's node records the missed call", func() bool {
+		recs := b.calls()
+		return len(recs) == 1 && recs[0].State == call.StateMissed && strings.Contains(recs[0].Reason, "alice tried to call")
+	})
+	out, err := b.cli("calls", "--peer", "alice")
+	if err != nil || !strings.Contains(out, "missed") || !strings.Contains(out, "incoming") {
+		t.Errorf("tern calls on bob's node:\n%s (%v)", out, err)
+	}
+}

@@ -175,7 +175,8 @@
       if (!live) { stopMedia(); setTimeout(() => { if (cur && cur.id === rec.id) hide(); }, 4000); }
       return;
     }
-    if (live && (!cur || (cur.state !== 'ringing' && cur.state !== 'active'))) show(rec);
+    // A new call, or news of one missed while this page was elsewhere.
+    if ((live || rec.state === 'missed') && (!cur || (cur.state !== 'ringing' && cur.state !== 'active'))) show(rec);
   }
 
   async function events() {
