@@ -18,6 +18,7 @@
 //	GET    /v1/events              newline-delimited JSON events, until closed
 //	GET    /metrics                Prometheus text format
 //	/v1/groups..., POST /v1/messages/read   group channels and read receipts (groups.go)
+//	       /v1/calls...            voice calls: see calls.go
 package api
 
 import (
@@ -82,6 +83,7 @@ func Handler(n *node.Node, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /metrics", s.metrics)
 	registerGroups(mux, s) // groups.go
+	s.callRoutes(mux)      // calls.go
 	return mux
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/call"
 	"github.com/ternmesh/tern/chat"
 	"github.com/ternmesh/tern/crypto"
 	"github.com/ternmesh/tern/group"
@@ -53,6 +54,7 @@ type Node struct {
 	router *router.Router
 	chat   *chat.App
 	groups *group.Manager
+	calls  *call.App
 	links  *store.KV
 
 	radios      map[string]RadioOpener
@@ -187,6 +189,10 @@ func (n *Node) Start(l Links, urls []string) error {
 	groups = group.New(group.Config{Identity: n.id, Card: n.Card, Chat: app, Store: n.store, Now: n.cfg.Now, Logger: n.log})
 	app.Handle(message.Group, groups)
 	n.groups = groups
+	if n.calls, err = call.New(call.Config{Chat: app, Voice: r, History: n.store.Bucket("calls"), Now: n.cfg.Now, Logger: n.log}); err != nil {
+		return err
+	}
+	app.Handle(message.Call, n.calls)
 	for _, ln := range l.Listeners {
 		n.log.Info("listening", "addr", ln.Addr())
 		r.Serve(ln)
@@ -285,6 +291,9 @@ func (n *Node) Close() error {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	if n.calls != nil {
+		n.calls.Close() // hangs up a call in progress
+	}
 	if n.router != nil {
 		n.router.Close()
 	}
@@ -317,6 +326,7 @@ func (n *Node) SetName(name string) (*crypto.Card, error) {
 func (n *Node) Router() *router.Router { return n.router }
 func (n *Node) Chat() *chat.App        { return n.chat }
 func (n *Node) Groups() *group.Manager { return n.groups }
+func (n *Node) Calls() *call.App       { return n.calls }
 func (n *Node) Store() *store.Store    { return n.store }
 func (n *Node) DataDir() string        { return n.cfg.DataDir }
 

@@ -243,11 +243,12 @@ func TestApplicationMessages(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the file message never reached bob's handler")
 	}
-	// Bob has no call handler: the router counts the refusal by reason.
+	// Bob's call app cannot parse this call message: the router counts
+	// the refusal by reason.
 	if _, err := a.Chat().SendMessage(b.Identity().Address(), &message.Message{Type: message.Call, Data: []byte{1}}, chat.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "bob refuses the call message", func() bool {
-		return b.Router().Metrics().Rejected["unsupported-message"] > 0
+		return b.Router().Metrics().Rejected["malformed"] > 0
 	})
 }

@@ -298,3 +298,26 @@ func FuzzParseVoice(f *testing.F) {
 		}
 	})
 }
+
+func TestVoicePathSaysWhyBeforeSending(t *testing.T) {
+	a, b, c := newTestNode(t, 'A'), newTestNode(t, 'B'), newTestNode(t, 'C')
+	if err := a.r.VoicePath(b.addr); !errors.Is(err, ErrNoVoicePath) {
+		t.Fatalf("VoicePath with no link = %v, want ErrNoVoicePath", err)
+	}
+	ab, ba := quicPair(t, a.addr, b.addr)
+	a.r.AddLink(ab)
+	b.r.AddLink(ba)
+	ac, ca := quicPair(t, a.addr, c.addr)
+	a.r.AddLink(radioLink{ac})
+	c.r.AddLink(radioLink{ca})
+	eventually(t, "A sees B and C", func() bool { return hasRoute(a, b.addr)() && hasRoute(a, c.addr)() })
+	if err := a.r.VoicePath(b.addr); err != nil {
+		t.Errorf("VoicePath over QUIC = %v, want nil", err)
+	}
+	if err := a.r.VoicePath(c.addr); !errors.Is(err, ErrVoiceRadioOnly) {
+		t.Errorf("VoicePath over a radio = %v, want ErrVoiceRadioOnly", err)
+	}
+	if m := a.r.VoiceMetrics(); m.Sent != 0 {
+		t.Errorf("VoicePath sent %d frames", m.Sent)
+	}
+}

@@ -4,7 +4,8 @@
 //
 // The server listens on loopback unless the user names another address.
 // Every API request must carry the access token (Authorization: Bearer, the
-// X-Tern-Token header, or the cookie set by opening /?token=...), and every
+// X-Tern-Token header, the cookie set by opening /?token=..., or for a
+// WebSocket the subprotocol "tern-token.<token>"), and every
 // request must name this machine in its Host header, so a web page from
 // elsewhere can neither call the API nor reach it by DNS rebinding.
 package web
@@ -38,6 +39,10 @@ const (
 	TokenFile = "web.token"
 	AddrFile  = "web.addr"
 )
+
+// TokenProtocolPrefix starts the WebSocket subprotocol that carries the
+// access token (a page's WebSocket cannot send an Authorization header).
+const TokenProtocolPrefix = "tern-token."
 
 // CookieName is the cookie that carries the token for a browser that opened
 // the /?token= link.
@@ -152,6 +157,13 @@ func (h *handler) tokenOK(r *http.Request) bool {
 		given = append(given, a)
 	}
 	given = append(given, r.Header.Get("X-Tern-Token"))
+	// A browser's WebSocket cannot set headers: it offers the token as a
+	// subprotocol "tern-token.<token>" (the server never echoes it back).
+	for _, p := range strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",") {
+		if t, ok := strings.CutPrefix(strings.TrimSpace(p), TokenProtocolPrefix); ok {
+			given = append(given, t)
+		}
+	}
 	if c, err := r.Cookie(CookieName); err == nil {
 		given = append(given, c.Value)
 	}

@@ -25,8 +25,9 @@ func TestImportDirection(t *testing.T) {
 		"web":        {},
 		"chat":       {"bundle", "crypto", "message", "router", "store"},
 		"group":      {"bundle", "chat", "crypto", "message", "store"},
-		"node":       {"bundle", "chat", "crypto", "group", "message", "router", "store", "transports"},
-		"api":        {"chat", "crypto", "group", "node", "router"},
+		"call":       {"bundle", "chat", "crypto", "message", "router"},
+		"node":       {"bundle", "call", "chat", "crypto", "group", "message", "router", "store", "transports"},
+		"api":        {"call", "chat", "crypto", "group", "node", "router"},
 		"cmd":        {""}, // wires everything
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, mod+"...").CombinedOutput()

@@ -37,6 +37,7 @@ Usage:
   tern group add <group> <contact>     tern group rm <group> <member>   (owner only)
   tern group show <group>          members, owner, epoch
   tern group send <group> <text>
+  tern calls [--peer CONTACT] [--limit N]   voice call history (calls are made in the web UI)
   tern hw list                     known LoRa boards and their pins, serial ports
   tern hw probe <board>[?pins]     check that a LoRa HAT answers
   tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>
@@ -100,6 +101,8 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return cmdUI(ctx, rest, out)
 	case "sim":
 		return cmdSim(ctx, rest, out)
+	case "calls":
+		return cmdCalls(ctx, rest, out)
 	case "id", "sas", "contact add", "contacts", "peer add", "peer rm", "peers", "status", "send", "chat", "inbox":
 		return clientCommand(ctx, cmd, rest, in, out)
 	case "groups", "group create", "group add", "group rm", "group show", "group send":

@@ -20,10 +20,11 @@ import (
 )
 
 // startWebDaemon runs a daemon whose web UI listens on a free loopback port
-// and returns it with the link `tern ui` prints for it.
-func startWebDaemon(t *testing.T, name string) (*daemon, string) {
+// and returns it with the link `tern ui` prints for it; extra are more
+// `tern run` flags.
+func startWebDaemon(t *testing.T, name string, extra ...string) (*daemon, string) {
 	t.Helper()
-	d := startDaemon(t, name, "--web", "127.0.0.1:0")
+	d := startDaemon(t, name, append([]string{"--web", "127.0.0.1:0"}, extra...)...)
 	var out bytes.Buffer
 	if err := cmdUI(context.Background(), []string{"--data", d.data}, &out); err != nil {
 		t.Fatalf("tern ui: %v\n%s", err, d.logText())
@@ -119,7 +120,9 @@ type browser struct {
 	ctx  context.Context
 }
 
-func newBrowser(t *testing.T, name string) *browser {
+// newBrowser starts Chromium for name; extra adds flags (the call tests'
+// fake microphone).
+func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
@@ -132,6 +135,7 @@ func newBrowser(t *testing.T, name string) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1100, 720),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })

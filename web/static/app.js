@@ -336,6 +336,7 @@
     const li = el('li', 'msg ' + (r.incoming ? 'in' : 'out'));
     li.dataset.id = r.id;
     li.dataset.state = r.state;
+    li.dataset.time = String(r.received);
     const b = el('div', 'bubble');
     if (r.incoming && r.group) {
       const from = el('span', 'from', r.from_name || short(r.from));
@@ -376,6 +377,8 @@
     const recs = S.history.get(S.open) || [];
     list.replaceChildren(...recs.map(bubble));
     if (!recs.length) list.append(el('li', 'muted empty', 'No messages yet. Say hello!'));
+    // Other features (calls) add their items to the conversation here.
+    document.dispatchEvent(new CustomEvent('tern:messages', { detail: { peer: S.open, list } }));
     if (atEnd || S.forceScroll) list.scrollTop = list.scrollHeight;
     S.forceScroll = false;
     markSeen();
@@ -586,6 +589,13 @@
     if (S.view === 'network') refreshNetwork();
     refreshNetSummary();
   }, 2000);
+
+  // The bridge for the feature scripts loaded after this one (call.js).
+  window.tern = {
+    api, authHeaders, nameOf, token: () => token,
+    currentChat: () => (S.view === 'chat' ? S.open : null),
+    rerender: () => { if (S.view === 'chat') renderMessages(); },
+  };
 
   // ---- start --------------------------------------------------------------
   async function start() {
