@@ -416,7 +416,10 @@ func (r *Router) learnReceipts(from bundle.Addr, ids []bundle.ID) {
 			continue
 		}
 		fresh = append(fresh, id)
-		if h := r.dtn.given[id]; h != nil && h.judge != (bundle.Addr{}) {
+		// The receipt counts for the neighbour judged only if it was the
+		// last one given the bundle: a hedge delivered another way says
+		// nothing good about the first.
+		if h := r.dtn.given[id]; h != nil && h.judge != (bundle.Addr{}) && h.to[len(h.to)-1] == h.judge {
 			if h.judged {
 				late = append(late, h.judge)
 			} else {
@@ -504,7 +507,7 @@ func (r *Router) judgeDue(now time.Time) {
 		if !late[rec.ID] && !changed {
 			continue
 		}
-		if nh, ok := r.hedgeHop(rec); ok {
+		if nh, ok := r.hedgeHop(rec, late[rec.ID]); ok {
 			byHop[nh] = append(byHop[nh], rec.ID)
 			r.dtn.resent.Add(1)
 		}
@@ -520,9 +523,12 @@ func (r *Router) judgeDue(now time.Time) {
 	}
 }
 
-// hedgeHop is where a parked hedge should go now: a live route through a
-// neighbour it was not handed to yet.
-func (r *Router) hedgeHop(rec store.Record) (bundle.Addr, bool) {
+// hedgeHop is where a parked hedge should go now: the best live route, if
+// it goes through a neighbour the bundle was not handed to yet (routes
+// changed, for instance because the first one was penalised). late: no
+// receipt came within ReceiptTimeout, so the next best live route not
+// through the neighbour last given it will do.
+func (r *Router) hedgeHop(rec store.Record, late bool) (bundle.Addr, bool) {
 	k := kindOf(rec.Raw)
 	r.dtn.mu.Lock()
 	var tried []bundle.Addr
@@ -531,7 +537,7 @@ func (r *Router) hedgeHop(rec store.Record) (bundle.Addr, bool) {
 	}
 	r.dtn.mu.Unlock()
 	excl := rec.From
-	if len(tried) > 0 {
+	if late && len(tried) > 0 {
 		excl = tried[len(tried)-1]
 	}
 	nh, live, ok := r.route(rec.Dest, excl, k, len(rec.Raw))

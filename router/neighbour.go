@@ -47,6 +47,9 @@ type flight struct {
 	spray    bool        // a copy: the record stays here with the rest
 	judge    bool        // handed on a live route: a receipt should follow
 	dest     bundle.Addr // the bundle's destination
+	// acked is set while the custody ack is applied to the store, so the
+	// sender neither resends nor forgets it meanwhile.
+	acked bool
 }
 
 func (n *neighbour) up() bool {
@@ -472,7 +475,7 @@ func (r *Router) sendControl(l transports.Link, to bundle.Addr, kind bundle.Kind
 // without a copy budget leaves the store; one with a budget keeps what was
 // not given (settle).
 func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
-	var done, local []bundle.ID
+	var done, local, acks []bundle.ID
 	var copies []copyAck
 	type judged struct {
 		id    bundle.ID
@@ -484,10 +487,11 @@ func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 		// Only bundles we sent to this neighbour: an ack can never make us
 		// drop a bundle held for someone else.
 		f, ok := n.inflight[id]
-		if !ok {
+		if !ok || f.acked {
 			continue
 		}
-		delete(n.inflight, id)
+		f.acked = true
+		acks = append(acks, id)
 		if f.spray {
 			delete(n.sprays, id)
 		}
@@ -504,7 +508,7 @@ func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 		}
 	}
 	n.mu.Unlock()
-	if len(done)+len(copies) == 0 {
+	if len(acks) == 0 {
 		return
 	}
 	if len(done) > 0 {
@@ -517,6 +521,13 @@ func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 		r.dtn.gave(g.id, n.addr, g.judge, now)
 	}
 	r.settle(n, copies)
+	n.mu.Lock()
+	for _, id := range acks {
+		if f := n.inflight[id]; f != nil && f.acked {
+			delete(n.inflight, id)
+		}
+	}
+	n.mu.Unlock()
 	if r.cfg.Events != nil {
 		for _, id := range local {
 			r.cfg.Events(Event{Kind: "forwarded", ID: id, Neighbour: n.addr})

@@ -76,6 +76,9 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		n.mu.Lock()
 		f := n.inflight[rec.ID]
 		n.mu.Unlock()
+		if f != nil && f.acked {
+			continue // its store update is under way (onAck)
+		}
 		if f != nil && now.Before(f.deadline) {
 			next = earliest(next, f.deadline)
 			continue

@@ -333,7 +333,7 @@ func (r *Router) reroute() {
 	if recs, err := st.ForNextHop(parked(), 4096); err == nil {
 		byHop := map[bundle.Addr][]bundle.ID{}
 		for _, rec := range recs {
-			if nh, ok := r.hedgeHop(rec); ok {
+			if nh, ok := r.hedgeHop(rec, false); ok {
 				byHop[nh] = append(byHop[nh], rec.ID)
 				r.dtn.resent.Add(1)
 			}
