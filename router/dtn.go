@@ -41,12 +41,15 @@ import (
 // receipt): a lying neighbour can make others drop spare copies, never a
 // bundle held in plain custody.
 
-// parked is the pseudo next hop of hedges: spare copies held here that no
-// queue drains. No node address is all 0xff in practice (addresses are
-// hashes).
-func parked() bundle.Addr {
+// ParkedHop is the pseudo next hop of hedges in the store
+// (store.Record.NextHop): spare copies held here that no queue drains,
+// shown to users as "held as a spare copy". No node address is all 0xff in
+// practice (addresses are hashes).
+func ParkedHop() bundle.Addr {
 	return bundle.Addr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 }
+
+func parked() bundle.Addr { return ParkedHop() }
 
 // Bounds of the in-memory delay-tolerant state.
 const (

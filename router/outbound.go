@@ -105,7 +105,7 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			continue
 		}
 		o := out{rec: rec, frame: frame, l: l, f: f, spray: spray}
-		if f != nil && f.grant > 0 {
+		if f != nil {
 			o.grant = f.grant // a resend keeps the budget it was given
 		} else if spray {
 			n.mu.Lock()

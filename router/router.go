@@ -75,7 +75,7 @@ type Config struct {
 	// Ingress rate limits per neighbour, in bundles per second with a
 	// burst, over links that are not radios (default 30,000/s, burst
 	// 60,000: far above what a heavy user sends, so only a flood is held
-	// back) and over radios (default 2/s, burst 60: more than a LoRa or
+	// back) and over radios (default 5/s, burst 100: more than a LoRa or
 	// packet-radio channel carries). Bundles over the rate get no custody
 	// ack: the neighbour keeps them and sends them again later.
 	IngressRate, IngressBurst           float64
@@ -162,16 +162,19 @@ func New(cfg Config) (*Router, error) {
 	}
 	deff(&cfg.IngressRate, 30000)
 	deff(&cfg.IngressBurst, 60000)
-	deff(&cfg.RadioIngressRate, 2)
-	deff(&cfg.RadioIngressBurst, 60)
+	deff(&cfg.RadioIngressRate, 5)
+	deff(&cfg.RadioIngressBurst, 100)
 	if cfg.Window <= 0 {
 		cfg.Window = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	// A learned route stays live for three announce intervals without a
-	// new announce; a destination that lost every loop-free route waits
-	// two of them before longer routes count as loop-free again.
-	tcfg := policy.TableConfig{LiveFor: 3*cfg.AnnounceInterval + cfg.AnnounceInterval/2, StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
+	// A learned route stays live without a new announce for four announce
+	// intervals, and at least an hour: over a radio the 3 % control budget
+	// may hold announces back for many minutes, and every announce
+	// withdraws what it no longer lists anyway. A destination that lost
+	// every loop-free route waits two intervals before longer routes count
+	// as loop-free again (meanwhile they are used, not announced: nextHop).
+	tcfg := policy.TableConfig{LiveFor: max(4*cfg.AnnounceInterval, time.Hour), StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
 	r := &Router{
 		cfg: cfg, log: cfg.Logger.With("component", "router"),
 		table: newTable(cfg.Self, tcfg, policy.NewReputation()), m: newMetrics(),
