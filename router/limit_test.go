@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ternmesh/tern/bundle"
 )
 
 // TestFloodingNeighbourIsRateLimited: B takes at most 200 bundles/s (burst
@@ -67,3 +69,40 @@ func TestFloodingNeighbourIsRateLimited(t *testing.T) {
 	}
 	eventually(t, "A released everything once acknowledged", func() bool { return a.st.Stats().Bundles == 0 })
 }
+
+// TestIngressLimitsPerNeighbourAndLinkClass: with the defaults a neighbour
+// may hand over 60,000 bundles at once over the internet and 30,000/s
+// after that, but only 100 at once and 5/s over a radio; each neighbour
+// and each link class has its own allowance.
+func TestIngressLimitsPerNeighbourAndLinkClass(t *testing.T) {
+	g := newIngress(Config{IngressRate: 30000, IngressBurst: 60000, RadioIngressRate: 5, RadioIngressBurst: 100})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, b := addrOf('A'), addrOf('B')
+	count := func(n bundle.Addr, radio bool, tries int) int {
+		ok := 0
+		for range tries {
+			if g.allow(n, radio, now) {
+				ok++
+			}
+		}
+		return ok
+	}
+	if got := count(a, true, 200); got != 100 {
+		t.Fatalf("radio burst: %d of 200 taken, want 100", got)
+	}
+	if got := count(a, false, 70000); got != 60000 {
+		t.Fatalf("internet burst: %d of 70,000 taken, want 60,000 (the radio allowance is separate)", got)
+	}
+	if got := count(b, true, 10); got != 10 {
+		t.Fatalf("another neighbour: %d of 10 taken, want all", got)
+	}
+	now = now.Add(time.Second)
+	if got, want := count(a, false, 40000), 30000; got != want {
+		t.Fatalf("a second later over the internet: %d taken, want %d", got, want)
+	}
+	if got := count(a, true, 10); got != 5 {
+		t.Fatalf("a second later over the radio: %d taken, want 5", got)
+	}
+}
+
+func addrOf(c byte) bundle.Addr { return bundle.Addr{c} }

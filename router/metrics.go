@@ -17,7 +17,7 @@ type Counters struct {
 	Stored    uint64 `json:"stored"`    // data bundles taken into the store
 	Delivered uint64 `json:"delivered"` // data bundles delivered to a local application
 	Expired   uint64 `json:"expired"`   // dropped because their lifetime ended
-	Rejected  uint64 `json:"rejected"`  // malformed, forged, replayed, over quota or out of hops
+	Rejected  uint64 `json:"rejected"`  // malformed, forged, replayed, over quota, out of hops or rate-limited
 	Duplicate uint64 `json:"duplicate"` // already seen, acknowledged and dropped
 	// RateLimited counts bundles refused (no custody ack) because the
 	// neighbour sent more than its ingress rate; also counted in Rejected
@@ -109,7 +109,7 @@ func (s Metrics) WritePrometheus(w io.Writer) {
 		{"tern_bundles_stored_total", "Data bundles taken into the durable store.", func(c Counters) uint64 { return c.Stored }},
 		{"tern_bundles_delivered_total", "Data bundles delivered to a local application.", func(c Counters) uint64 { return c.Delivered }},
 		{"tern_bundles_expired_total", "Bundles dropped because their lifetime ended.", func(c Counters) uint64 { return c.Expired }},
-		{"tern_bundles_rejected_total", "Bundles rejected: malformed, forged, replayed, over quota or out of hops.", func(c Counters) uint64 { return c.Rejected }},
+		{"tern_bundles_rejected_total", "Bundles rejected: malformed, forged, replayed, over quota, out of hops or rate-limited.", func(c Counters) uint64 { return c.Rejected }},
 		{"tern_bundles_duplicate_total", "Bundles already seen and dropped.", func(c Counters) uint64 { return c.Duplicate }},
 		{"tern_bundles_rate_limited_total", "Bundles refused (no custody ack) because the neighbour exceeded its ingress rate.", func(c Counters) uint64 { return c.RateLimited }},
 	}
