@@ -38,6 +38,12 @@ const (
 	// links where encryption is forbidden (amateur radio). The other
 	// exception to sealed sender.
 	KindClearSigned Kind = 3
+	// KindSummary is hop-by-hop: the payload (Summary) lists what the
+	// sending neighbour holds, the bundles it knows delivered, and the copy
+	// budgets of the bundles it hands over next. Never forwarded. Nodes
+	// that predate it reject it as malformed, so a node sends one blindly
+	// only when a link comes up, then only to neighbours that sent one.
+	KindSummary Kind = 4
 )
 
 // Flags are per-bundle bits.

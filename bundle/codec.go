@@ -108,12 +108,16 @@ func (k Kind) String() string {
 		return "announce"
 	case KindClearSigned:
 		return "clear-signed"
+	case KindSummary:
+		return "summary"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // HopByHop reports whether bundles of this kind only ever cross one link.
-func (k Kind) HopByHop() bool { return k == KindCustodyAck || k == KindAnnounce }
+func (k Kind) HopByHop() bool {
+	return k == KindCustodyAck || k == KindAnnounce || k == KindSummary
+}
 
 // knownFlags is every flag bit version 1 defines.
 const knownFlags = FlagClockUnsynced | FlagOverAirClear | FlagDerivedID
@@ -178,8 +182,8 @@ func (b *Bundle) Validate() error {
 	switch {
 	case b.Version != Version:
 		return fmt.Errorf("%w: Version %d: this node reads and writes only version %d; upgrade the older side", ErrMalformed, b.Version, Version)
-	case b.Kind > KindClearSigned:
-		return fmt.Errorf("%w: Kind %d is unknown (known: 0 data, 1 custody-ack, 2 announce, 3 clear-signed)", ErrMalformed, uint8(b.Kind))
+	case b.Kind > KindSummary:
+		return fmt.Errorf("%w: Kind %d is unknown (known: 0 data, 1 custody-ack, 2 announce, 3 clear-signed, 4 summary)", ErrMalformed, uint8(b.Kind))
 	case b.Flags&^knownFlags != 0:
 		return fmt.Errorf("%w: Flags %#02x set bits unknown to version %d (known mask %#02x)", ErrMalformed, uint8(b.Flags), Version, uint8(knownFlags))
 	case b.ID == ID{}:

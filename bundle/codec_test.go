@@ -125,7 +125,7 @@ func TestValidation(t *testing.T) {
 	}{
 		{"version 0", func(b *Bundle) { b.Version = 0 }, "Version"},
 		{"version 2", func(b *Bundle) { b.Version = 2 }, "Version"},
-		{"unknown kind", func(b *Bundle) { b.Kind = 4 }, "Kind"},
+		{"unknown kind", func(b *Bundle) { b.Kind = 5 }, "Kind"},
 		{"unknown flag", func(b *Bundle) { b.Flags = 1 << 7 }, "Flags"},
 		{"zero ID", func(b *Bundle) { b.ID = ID{} }, "ID"},
 		{"negative created", func(b *Bundle) { b.Created = -1 }, "Created"},
@@ -345,7 +345,7 @@ func TestAged(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[Kind]string{KindData: "data", KindCustodyAck: "custody-ack", KindAnnounce: "announce", KindClearSigned: "clear-signed", 9: "kind(9)"} {
+	for k, want := range map[Kind]string{KindData: "data", KindCustodyAck: "custody-ack", KindAnnounce: "announce", KindClearSigned: "clear-signed", KindSummary: "summary", 9: "kind(9)"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", uint8(k), got, want)
 		}

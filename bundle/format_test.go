@@ -136,6 +136,27 @@ func workedExamples(t *testing.T) string {
 		{"Dest: bytes(16)", a.Routes[1].Dest},
 		{"Hops 3", a.Routes[1].Hops},
 	})
+	fmt.Fprintf(&w, "```\n\n")
+
+	s := &Summary{Flags: SummaryHeld, Held: []ID{b.ID}, Delivered: []ID{ackIDs[1]},
+		Grants: []Grant{{ID: ID{0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f}, Copies: 8}}}
+	sum, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&w, "Summary payload: one held ID, one receipt, one grant of 8 copies (%d bytes):\n\n```\n", len(sum))
+	annotate(t, &w, sum, []field{
+		{"raw array(4)", []byte{0x84}},
+		{"Flags 0x01 (Held is the sender's list)", s.Flags},
+		{"raw Held: array(1)", []byte{0x81}},
+		{"Held[0]: bytes(16)", s.Held[0]},
+		{"raw Delivered: array(1)", []byte{0x81}},
+		{"Delivered[0]: bytes(16)", s.Delivered[0]},
+		{"raw Grants: array(1)", []byte{0x81}},
+		{"raw Grants[0]: array(2)", []byte{0x82}},
+		{"ID: bytes(16)", s.Grants[0].ID},
+		{"Copies 8", s.Grants[0].Copies},
+	})
 	fmt.Fprintf(&w, "```\n")
 	return w.String()
 }

@@ -85,3 +85,28 @@ func FuzzAnnounce(f *testing.F) {
 		}
 	})
 }
+
+func FuzzSummary(f *testing.F) {
+	seed, err := (&Summary{Flags: SummaryHeld, Held: ids(2), Delivered: ids(1), Grants: grants(2)}).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte{0x84, 0x00, 0x80, 0x80, 0x80})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := UnmarshalSummary(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		again, err := got.Marshal()
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("accepted %x but re-encodes to %x, %v", data, again, err)
+		}
+		if got.Flags&SummaryHeld == 0 && len(got.Held) > 0 {
+			t.Fatal("accepted Held IDs without the SummaryHeld flag")
+		}
+	})
+}

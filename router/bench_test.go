@@ -73,6 +73,9 @@ func BenchmarkForwardDurable(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "bundles/s")
 	b.ReportMetric(0, "ns/op")
+	if rl := relay.r.Metrics().Total.RateLimited; rl != 0 {
+		b.Fatalf("the default ingress limit held back %d bundles of a heavy but legitimate sender", rl)
+	}
 }
 
 func benchNode(b *testing.B, name byte) *testNode {

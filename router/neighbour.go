@@ -3,17 +3,17 @@ package router
 import (
 	"context"
 	"errors"
-	"math"
 	"sync"
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/router/policy"
 	"github.com/ternmesh/tern/store"
 	"github.com/ternmesh/tern/transports"
 )
 
 // neighbour is one directly connected node and the links to it. Its sender
-// goroutine drains the store's queue for this next hop over the newest live
+// goroutine drains the store's queue for this next hop over the best live
 // link, keeping at most Window bundles in flight until custody acks return.
 type neighbour struct {
 	addr bundle.Addr
@@ -22,6 +22,15 @@ type neighbour struct {
 	mu       sync.Mutex
 	links    []*linkState
 	inflight map[bundle.ID]*flight
+	// speaks is set once the neighbour sent a summary: it understands
+	// summaries (older nodes reject them), so notes and grants may go to it.
+	speaks bool
+	// sprays are copies of delay-tolerant bundles to hand over, with the
+	// budget each carries (decided on contact, dtn.go). Forgotten when the
+	// neighbour goes away: the next contact decides again.
+	sprays map[bundle.ID]uint8
+	// rcptSent is how far into the receipt log notes to it have gone.
+	rcptSent uint64
 }
 
 type linkState struct {
@@ -33,8 +42,15 @@ type linkState struct {
 type flight struct {
 	deadline time.Time
 	attempts int
-	local    bool   // originated here: report "forwarded" on ack
-	medium   string // transports.MediumOf the link it last went on
+	local    bool        // originated here: report "forwarded" on ack
+	medium   string      // transports.MediumOf the link it last went on
+	grant    uint8       // copies handed over with it (0: plain custody)
+	spray    bool        // a copy: the record stays here with the rest
+	judge    bool        // handed on a live route: a receipt should follow
+	dest     bundle.Addr // the bundle's destination
+	// acked is set while the custody ack is applied to the store, so the
+	// sender neither resends nor forgets it meanwhile.
+	acked bool
 }
 
 func (n *neighbour) up() bool {
@@ -43,45 +59,94 @@ func (n *neighbour) up() bool {
 	return len(n.links) > 0
 }
 
-// link returns the link to send on: the newest one.
+// link returns the link to send control traffic on: the newest link that
+// is not a radio, else the newest.
 func (n *neighbour) link() transports.Link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	for i := len(n.links) - 1; i >= 0; i-- {
+		if !isRadio(n.links[i].l) {
+			return n.links[i].l
+		}
+	}
 	if len(n.links) == 0 {
 		return nil
 	}
 	return n.links[len(n.links)-1].l
 }
 
-// linkFor returns the link to carry a bundle of kind k: an end-to-end
-// encrypted data bundle never goes on a clear-only (amateur) link; signed
-// plaintext and hop-by-hop control go on any. Among the eligible links a
-// link that is not a shared radio comes first, then the shortest measured
-// round trip (a neighbour seen on the LAN and over the internet is reached
-// over the LAN), then the newest. When the chosen link dies the next one
-// takes over, and custody resends what was in flight.
-func (n *neighbour) linkFor(k bundle.Kind) transports.Link {
+// summaryLink returns the newest link that is not a radio, or nil:
+// summaries never go on air, where the 3 % control budget could not carry
+// them.
+func (n *neighbour) summaryLink() transports.Link {
+	l := n.link()
+	if l == nil || isRadio(l) {
+		return nil
+	}
+	return l
+}
+
+// linkFor returns the link to carry a bundle of kind k and size bytes: the
+// cheapest by policy.Cost among those that may carry its class (policy.Choose:
+// an end-to-end encrypted data bundle never goes on a clear-only link; bulk
+// stays off a radio whose airtime budget is below half; nothing goes on a
+// radio whose budget is spent; signed plaintext and hop-by-hop control go
+// on any) and whose MTU fits it. Cost is latency plus serialisation at the
+// link's rate, inflated by its loss: a neighbour seen on the LAN and over
+// the internet is reached over the LAN, and a wired link beats a radio.
+// Ties go to the newest link. When the chosen link dies the next one takes
+// over, and custody resends what was in flight. nil: no link may carry it
+// now.
+func (n *neighbour) linkFor(k bundle.Kind, size int) transports.Link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var best transports.Link
-	var bestKey [2]float64
-	for i := len(n.links) - 1; i >= 0; i-- {
+	class, enc := classOf(k, size)
+	return n.chooseLocked(class, size, enc)
+}
+
+func (n *neighbour) chooseLocked(class policy.Class, size int, enc bool) transports.Link {
+	if len(n.links) == 1 { // the common case, without building slices
+		l := n.links[0].l
+		if _, ok := policy.Cost(linkMetrics(l), class, size, enc); ok && l.MTU() >= size {
+			return l
+		}
+		return nil
+	}
+	ms := make([]policy.LinkMetrics, 0, len(n.links))
+	ls := make([]transports.Link, 0, len(n.links))
+	for i := len(n.links) - 1; i >= 0; i-- { // newest first: ties go to it
 		l := n.links[i].l
-		if k == bundle.KindData && transports.IsClearOnly(l) {
+		if l.MTU() < size {
 			continue
 		}
-		key := [2]float64{0, math.Inf(1)} // [radio?, rtt]
-		if _, radio := l.(transports.RadioLink); radio {
-			key[0] = 1
-		}
-		if s, ok := l.(transports.StatsLink); ok && s.Stats().RTTMillis > 0 {
-			key[1] = s.Stats().RTTMillis
-		}
-		if best == nil || key[0] < bestKey[0] || key[0] == bestKey[0] && key[1] < bestKey[1] {
-			best, bestKey = l, key
+		ms, ls = append(ms, linkMetrics(l)), append(ls, l)
+	}
+	if i := policy.Choose(ms, nil, class, size, enc); i >= 0 {
+		return ls[i]
+	}
+	return nil
+}
+
+// usable reports whether n is up with a link that may carry a bundle of
+// this class and size now.
+func (n *neighbour) usable(class policy.Class, size int, enc bool) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.links) > 0 && n.chooseLocked(class, size, enc) != nil
+}
+
+// units is what a hop to n adds to a route metric: that of its cheapest
+// link (linkUnits); 0 when no link is up.
+func (n *neighbour) units() uint8 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var u uint8
+	for _, ls := range n.links {
+		if lu := linkUnits(linkMetrics(ls.l)); u == 0 || lu < u {
+			u = lu
 		}
 	}
-	return best
+	return u
 }
 
 // clearOnly reports whether every link now up to n forbids encryption.
@@ -118,7 +183,7 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	r.mu.Lock()
 	n := r.nbrs[p.Addr]
 	if n == nil {
-		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}}
+		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}, sprays: map[bundle.ID]uint8{}}
 		r.nbrs[p.Addr] = n
 		r.wg.Add(1)
 		go r.sendLoop(n)
@@ -130,9 +195,13 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 		f.deadline = time.Time{} // resend at once over the new link
 	}
 	n.mu.Unlock()
-	r.log.Info("link up", "neighbour", addrString(p.Addr), "remote", p.Remote, "authenticated", p.Authenticated)
-	r.table.neighbourUp(p.Addr, now)
+	units := n.units()
+	r.log.Info("link up", "neighbour", addrString(p.Addr), "remote", p.Remote, "authenticated", p.Authenticated, "units", units)
+	r.table.neighbourUp(p.Addr, units, now)
 	r.sendAnnounce(p.Addr, l)
+	if !isRadio(l) {
+		r.sendSummary(n, true) // what we hold and know delivered: the contact
+	}
 	r.routesChanged()
 	wake(n.wake)
 
@@ -183,8 +252,17 @@ func (r *Router) dropLink(n *neighbour, l transports.Link) {
 	r.log.Info("link down", "neighbour", addrString(n.addr), "remote", l.Peer().Remote, "links_left", left)
 	if left == 0 {
 		r.table.neighbourDown(n.addr, r.cfg.Now())
-		r.routesChanged()
+		n.mu.Lock()
+		sprays := n.sprays
+		n.sprays = map[bundle.ID]uint8{}
+		n.mu.Unlock()
+		for id, g := range sprays {
+			r.dtn.unreserve(id, int(g)) // the next contact decides again
+		}
+	} else {
+		r.table.neighbourUp(n.addr, n.units(), r.cfg.Now()) // its cheapest link may be gone
 	}
+	r.routesChanged()
 }
 
 // processFrames handles frames from one link in batches, so that a burst of
@@ -219,6 +297,7 @@ func (r *Router) processFrames(n *neighbour, l transports.Link, frames <-chan []
 
 func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 	now := r.cfg.Now()
+	radio := isRadio(l)
 	var recs []store.Record
 	var acks, acked []bundle.ID
 	for _, f := range frames {
@@ -243,12 +322,28 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 				r.m.reject(n.addr, "malformed")
 				continue
 			}
-			if r.table.learn(r.cfg.Self, n.addr, a, now) {
+			if r.table.learn(n.addr, n.units(), a.Routes, now) {
 				r.routesChanged()
 			}
 			continue
+		case bundle.KindSummary:
+			s, err := bundle.UnmarshalSummary(b.Payload)
+			if err != nil {
+				r.m.reject(n.addr, "malformed")
+				r.log.Warn("dropped malformed summary from neighbour", "neighbour", addrString(n.addr), "err", err)
+				continue
+			}
+			r.onSummary(n, s, now)
+			continue
 		}
 		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.in })
+		if !r.ingress.allow(n.addr, radio, now) {
+			// Over this neighbour's rate: no custody ack, so it keeps the
+			// bundle and sends it again later.
+			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.rateLimited })
+			r.m.reject(n.addr, "rate-limited")
+			continue
+		}
 		rem := b.Remaining(0)
 		switch {
 		case rem <= 0:
@@ -268,11 +363,12 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			ID: b.ID, Dest: b.Dest, From: n.addr, Raw: f,
 			Received: now.UnixMilli(), Expires: now.Add(rem).UnixMilli(),
 			Readmit: b.Dest != r.cfg.Self, // only a bundle that cameBack gets here seen
+			Copies:  r.dtn.takeGrant(n.addr, b.ID),
 		}
 		if b.Dest == r.cfg.Self {
-			rec.NextHop = r.cfg.Self
+			rec.NextHop, rec.Copies = r.cfg.Self, 0
 		} else {
-			rec.NextHop, _ = r.route(b.Dest, n.addr, b.Kind)
+			rec.NextHop, _, _ = r.route(b.Dest, n.addr, b.Kind, len(f))
 		}
 		recs = append(recs, rec)
 	}
@@ -336,12 +432,21 @@ func (r *Router) sendAcks(to bundle.Addr, l transports.Link, ids []bundle.ID) {
 	}
 }
 
+// radioAnnounceRoutes is how many routes an announce carries over a radio,
+// nearest first: about one LoRa frame, so the 3 % control budget carries
+// announces often enough to matter.
+const radioAnnounceRoutes = 12
+
 func (r *Router) sendAnnounce(to bundle.Addr, l transports.Link) {
 	r.mu.Lock()
 	r.announce++
 	seq := r.announce
 	r.mu.Unlock()
-	a := bundle.Announce{Seq: seq, Routes: r.table.advertise(r.cfg.Self, to)}
+	limit := 0
+	if isRadio(l) {
+		limit = radioAnnounceRoutes
+	}
+	a := bundle.Announce{Seq: seq, Routes: r.table.advertise(to, limit)}
 	payload, err := a.Marshal()
 	if err == nil {
 		err = r.sendControl(l, to, bundle.KindAnnounce, payload)
@@ -367,29 +472,64 @@ func (r *Router) sendControl(l transports.Link, to bundle.Addr, kind bundle.Kind
 	return l.Send(ctx, raw)
 }
 
-// onAck releases custody of bundles the neighbour now holds.
+// onAck releases custody of bundles the neighbour now holds: a bundle
+// without a copy budget leaves the store; one with a budget keeps what was
+// not given (settle).
 func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
-	var done []bundle.ID
+	var done, acks []bundle.ID
 	var local []Event
+	var copies []copyAck
+	type judged struct {
+		id    bundle.ID
+		judge bool
+	}
+	var gave []judged
 	n.mu.Lock()
 	for _, id := range ids {
 		// Only bundles we sent to this neighbour: an ack can never make us
 		// drop a bundle held for someone else.
-		if f, ok := n.inflight[id]; ok {
-			delete(n.inflight, id)
+		f, ok := n.inflight[id]
+		if !ok || f.acked {
+			continue
+		}
+		f.acked = true
+		acks = append(acks, id)
+		if f.spray {
+			delete(n.sprays, id)
+		}
+		if f.grant > 0 {
+			copies = append(copies, copyAck{id: id, grant: f.grant, spray: f.spray})
+		} else {
 			done = append(done, id)
-			if f.local {
-				local = append(local, Event{Kind: "forwarded", ID: id, Neighbour: n.addr, Medium: f.medium})
-			}
+		}
+		if f.local && !f.spray {
+			local = append(local, Event{Kind: "forwarded", ID: id, Neighbour: n.addr, Medium: f.medium})
+		}
+		if f.judge || f.grant > 0 {
+			gave = append(gave, judged{id, f.judge})
 		}
 	}
 	n.mu.Unlock()
-	if len(done) == 0 {
+	if len(acks) == 0 {
 		return
 	}
-	if err := r.cfg.Store.Delete(done...); err != nil {
-		r.log.Error("releasing acknowledged bundles failed", "err", err)
+	if len(done) > 0 {
+		if err := r.cfg.Store.Delete(done...); err != nil {
+			r.log.Error("releasing acknowledged bundles failed", "err", err)
+		}
 	}
+	now := r.cfg.Now()
+	for _, g := range gave {
+		r.dtn.gave(g.id, n.addr, g.judge, now)
+	}
+	r.settle(n, copies)
+	n.mu.Lock()
+	for _, id := range acks {
+		if f := n.inflight[id]; f != nil && f.acked {
+			delete(n.inflight, id)
+		}
+	}
+	n.mu.Unlock()
 	if r.cfg.Events != nil {
 		for _, e := range local {
 			r.cfg.Events(e)

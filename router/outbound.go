@@ -39,7 +39,9 @@ func (r *Router) sendLoop(n *neighbour) {
 }
 
 // sendPending sends what is due and returns when the next retry falls due
-// (zero when nothing is in flight).
+// (zero when nothing is in flight): the bundles queued for n in the store,
+// then the copies decided for it on contact. Bundles that carry a copy
+// budget are announced first with one grant note per link.
 func (r *Router) sendPending(n *neighbour) time.Time {
 	if n.link() == nil {
 		return time.Time{}
@@ -49,15 +51,34 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		r.log.Error("reading queue failed", "neighbour", addrString(n.addr), "err", err)
 		return r.cfg.Now().Add(r.cfg.RetryMin)
 	}
-	now := r.cfg.Now()
-	var next time.Time
-	var expired []bundle.ID
 	queued := make(map[bundle.ID]bool, len(recs))
 	for _, rec := range recs {
 		queued[rec.ID] = true
+	}
+	nq := len(recs)
+	recs = append(recs, r.sprayRecords(n, queued)...)
+	now := r.cfg.Now()
+	var next time.Time
+	var expired []bundle.ID
+	moved := map[bundle.Addr][]bundle.ID{}
+	type out struct {
+		rec   store.Record
+		frame []byte
+		l     transports.Link
+		f     *flight
+		grant uint8
+		spray bool
+		judge bool
+	}
+	var due []out
+	for i, rec := range recs {
+		spray := i >= nq
 		n.mu.Lock()
 		f := n.inflight[rec.ID]
 		n.mu.Unlock()
+		if f != nil && f.acked {
+			continue // its store update is under way (onAck)
+		}
 		if f != nil && now.Before(f.deadline) {
 			next = earliest(next, f.deadline)
 			continue
@@ -67,39 +88,96 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			expired = append(expired, rec.ID)
 			continue
 		}
-		l := n.linkFor(kind)
-		if l == nil {
-			// Only clear-only links to this neighbour: an encrypted
-			// bundle never goes there. It waits; reroute finds another way.
+		l := n.linkFor(kind, len(frame))
+		if spray && (l == nil || isRadio(l)) {
+			r.dropSpray(n, rec.ID) // copies never go on air; decided again next contact
 			continue
 		}
+		if l == nil {
+			// No link to n may carry it now: an encrypted bundle and only
+			// clear-only links, or bulk and a radio low on airtime. Another
+			// neighbour may; else it waits here and is tried again.
+			if nh, _, ok := r.route(rec.Dest, rec.From, kind, len(frame)); ok && nh != n.addr && r.isUp(nh) {
+				moved[nh] = append(moved[nh], rec.ID)
+			} else {
+				next = earliest(next, now.Add(r.cfg.RetryMin))
+			}
+			continue
+		}
+		o := out{rec: rec, frame: frame, l: l, f: f, spray: spray}
+		if f != nil {
+			o.grant = f.grant // a resend keeps the budget it was given
+		} else if spray {
+			n.mu.Lock()
+			o.grant = n.sprays[rec.ID]
+			n.mu.Unlock()
+		} else if rec.Dest != n.addr && !isRadio(l) {
+			// Judge only hand-overs on a live route over a link that
+			// receipts come back on; keep a hedge only then too.
+			via, live, _ := r.route(rec.Dest, rec.From, kind, len(frame))
+			o.judge = live && via == n.addr
+			o.grant = r.grantFor(n, rec, false, o.judge)
+		} else {
+			o.grant = r.grantFor(n, rec, isRadio(l), false)
+		}
+		due = append(due, o)
+	}
+	// Grants go ahead of their bundles, on the link each bundle takes.
+	n.mu.Lock()
+	speaks := n.speaks
+	n.mu.Unlock()
+	if speaks {
+		byLink := map[transports.Link][]bundle.Grant{}
+		for _, o := range due {
+			if o.grant > 0 && !isRadio(o.l) {
+				byLink[o.l] = append(byLink[o.l], bundle.Grant{ID: o.rec.ID, Copies: o.grant})
+			}
+		}
+		for l, gs := range byLink {
+			for len(gs) > 0 {
+				k := min(len(gs), bundle.MaxSummaryGrants)
+				p, err := (&bundle.Summary{Grants: gs[:k]}).Marshal()
+				gs = gs[k:]
+				if err == nil {
+					err = r.sendControl(l, n.addr, bundle.KindSummary, p)
+				}
+				if err != nil && r.ctx.Err() == nil {
+					r.log.Debug("grant note not sent; copies go as plain custody", "neighbour", addrString(n.addr), "err", err)
+				}
+			}
+		}
+	}
+	for _, o := range due {
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-		err = l.Send(ctx, frame)
+		err := o.l.Send(ctx, o.frame)
 		cancel()
 		if err != nil {
 			if r.ctx.Err() == nil {
 				r.log.Warn("send failed; will retry", "neighbour", addrString(n.addr), "err", err)
 			}
-			return earliest(next, now.Add(r.cfg.RetryMin))
+			next = earliest(next, now.Add(r.cfg.RetryMin))
+			break
 		}
 		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.out })
 		n.mu.Lock()
+		f := n.inflight[o.rec.ID]
 		if f == nil {
-			f = &flight{local: rec.From == (bundle.Addr{})}
-			n.inflight[rec.ID] = f
+			f = &flight{local: o.rec.From == (bundle.Addr{}), grant: o.grant, spray: o.spray, judge: o.judge, dest: o.rec.Dest}
+			n.inflight[o.rec.ID] = f
 		}
 		f.attempts++
-		f.medium = transports.MediumOf(l)
+		f.medium = transports.MediumOf(o.l)
 		f.deadline = now.Add(r.backoff(f.attempts))
 		next = earliest(next, f.deadline)
 		n.mu.Unlock()
+		queued[o.rec.ID] = true
 	}
 	// Forget flights whose bundles left the queue another way (expired,
-	// rerouted) so the map stays bounded.
-	if len(recs) < r.cfg.Window {
+	// rerouted, cleared by a receipt) so the map stays bounded.
+	if nq < r.cfg.Window {
 		n.mu.Lock()
 		for id := range n.inflight {
-			if !queued[id] {
+			if _, spray := n.sprays[id]; !queued[id] && !spray {
 				delete(n.inflight, id)
 			}
 		}
@@ -108,7 +186,43 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 	if len(expired) > 0 {
 		r.dropExpired(expired)
 	}
+	r.moveTo(moved)
 	return next
+}
+
+// sprayRecords loads the records of the copies decided for n that are not
+// in its queue anyway; copies of bundles no longer held are forgotten.
+func (r *Router) sprayRecords(n *neighbour, queued map[bundle.ID]bool) []store.Record {
+	n.mu.Lock()
+	ids := make([]bundle.ID, 0, len(n.sprays))
+	for id := range n.sprays {
+		ids = append(ids, id)
+	}
+	n.mu.Unlock()
+	var out []store.Record
+	for _, id := range ids {
+		rec, err := r.cfg.Store.Get(id)
+		if err != nil || queued[id] {
+			r.dropSpray(n, id)
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// dropSpray forgets a copy decided for n and frees its promised budget.
+func (r *Router) dropSpray(n *neighbour, id bundle.ID) {
+	n.mu.Lock()
+	g, ok := n.sprays[id]
+	delete(n.sprays, id)
+	if f := n.inflight[id]; f != nil && f.spray {
+		delete(n.inflight, id)
+	}
+	n.mu.Unlock()
+	if ok {
+		r.dtn.unreserve(id, int(g))
+	}
 }
 
 func (r *Router) dropExpired(ids []bundle.ID) {
@@ -217,6 +331,7 @@ func (r *Router) deliverPending() (again bool) {
 				r.log.Error("clearing delivered bundles failed", "err", err)
 				return true
 			}
+			r.delivered(ids)
 		}
 		if again || len(recs) < 256 {
 			return again

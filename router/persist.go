@@ -26,7 +26,7 @@ const saveEvery = 5 * time.Minute
 type savedRoute struct {
 	Dest bundle.Addr `json:"dest"`
 	Via  bundle.Addr `json:"via"`
-	Hops uint8       `json:"hops"`
+	Hops uint8       `json:"hops"` // the route metric (hop counts before metrics: the same for wired hops)
 	Seen int64       `json:"seen"` // unix ms
 }
 
@@ -78,8 +78,9 @@ func (r *Router) loadRoutes() {
 		if now.Sub(seen) > r.cfg.RouteTTL || sr.Dest == r.cfg.Self {
 			continue
 		}
-		r.table.set(sr.Dest, sr.Via, sr.Hops, false, seen)
-		n++
+		if r.table.restore(sr.Dest, sr.Via, sr.Hops, seen) {
+			n++
+		}
 	}
 	if n > 0 {
 		r.log.Info("restored routes from the store (stale until neighbours reconnect)", "routes", n)

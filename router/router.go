@@ -5,9 +5,22 @@
 // Custody is hop by hop: a bundle leaves a node's store only after the next
 // hop has answered with a custody ack, which it sends only once the bundle is
 // on its own disk. Routes come from directly connected neighbours and from
-// their announces (a distance vector with split horizon). A route that is no
-// longer advertised turns stale but is kept for a while: the neighbour that
-// last reached a destination is the best custodian to wait with.
+// their announces: router/policy's distance vector, whose metric counts the
+// cost of each link (rate, latency, loss, radio or not), with split horizon
+// and the feasibility condition for loop freedom. Each bundle takes the
+// cheapest link its class may use (policy.Cost: chat the fastest path,
+// bulk off a radio low on airtime, encrypted data never on an amateur
+// link). A route that is no longer advertised turns stale but is kept for
+// a while: the neighbour that last reached a destination is the best
+// custodian to wait with.
+//
+// When no path exists, neighbours exchange summaries on contact and spread
+// a few copies of what waits (spray-and-wait with a copy budget kept in the
+// store); delivery receipts ride the summaries and clear the spare copies
+// (dtn.go). Routes through a neighbour whose bundles never get delivered
+// lose preference (policy.Reputation), and each neighbour's bundles are
+// rate-limited on the way in (policy.Limiter): what is over its rate gets
+// no custody ack, so the neighbour keeps it and retries.
 //
 // The router imports links (package transports) and the store; no link
 // imports the router.
@@ -24,6 +37,7 @@ import (
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/router/policy"
 	"github.com/ternmesh/tern/store"
 	"github.com/ternmesh/tern/transports"
 )
@@ -57,6 +71,25 @@ type Config struct {
 	Window           int           // bundles in flight per neighbour, default 1024
 	RouteTTL         time.Duration // how long a stale route is kept, default 24 h
 	ExpireInterval   time.Duration // how often expired bundles are dropped, default 10 s
+
+	// Ingress rate limits per neighbour, in bundles per second with a
+	// burst, over links that are not radios (default 30,000/s, burst
+	// 60,000: far above what a heavy user sends, so only a flood is held
+	// back) and over radios (default 5/s, burst 100: more than a LoRa or
+	// packet-radio channel carries). Bundles over the rate get no custody
+	// ack: the neighbour keeps them and sends them again later.
+	IngressRate, IngressBurst           float64
+	RadioIngressRate, RadioIngressBurst float64
+	// SummaryDelay gathers new delivery receipts into one note per
+	// neighbour, default 1 s.
+	SummaryDelay time.Duration
+	// ReceiptTimeout is how long a bundle handed over on a live route may
+	// go without a delivery receipt before the neighbour is judged for it
+	// and the originator's hedge goes out another way, default 5 min.
+	ReceiptTimeout time.Duration
+	// HedgeFor is how long an originator keeps the hedge of a bundle
+	// without a receipt, default 1 h.
+	HedgeFor time.Duration
 }
 
 // Event reports progress of a locally originated bundle.
@@ -71,10 +104,12 @@ type Event struct {
 
 // Router is the forwarding engine of one node.
 type Router struct {
-	cfg   Config
-	log   *slog.Logger
-	table *table
-	m     *metrics
+	cfg     Config
+	log     *slog.Logger
+	table   *table
+	m       *metrics
+	ingress *ingress
+	dtn     *dtnState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -87,6 +122,7 @@ type Router struct {
 	localWake chan struct{}
 	changed   chan struct{}
 	unrouted  chan struct{} // a bundle was stored with no next hop
+	notes     chan struct{} // new receipts to pass on (notesLoop)
 	announce  uint64
 	origins   *origins
 	voice     voiceState // live voice datagram relay (voice.go)
@@ -119,24 +155,46 @@ func New(cfg Config) (*Router, error) {
 	def(&cfg.RetryMax, 2*time.Minute)
 	def(&cfg.RouteTTL, 24*time.Hour)
 	def(&cfg.ExpireInterval, 10*time.Second)
+	def(&cfg.SummaryDelay, time.Second)
+	def(&cfg.ReceiptTimeout, 5*time.Minute)
+	def(&cfg.HedgeFor, time.Hour)
+	deff := func(f *float64, v float64) {
+		if *f <= 0 {
+			*f = v
+		}
+	}
+	deff(&cfg.IngressRate, 30000)
+	deff(&cfg.IngressBurst, 60000)
+	deff(&cfg.RadioIngressRate, 5)
+	deff(&cfg.RadioIngressBurst, 100)
 	if cfg.Window <= 0 {
 		cfg.Window = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// A learned route stays live without a new announce for four announce
+	// intervals, and at least an hour: over a radio the 3 % control budget
+	// may hold announces back for many minutes, and every announce
+	// withdraws what it no longer lists anyway. A destination that lost
+	// every loop-free route waits two intervals before longer routes count
+	// as loop-free again (meanwhile they are used, not announced: nextHop).
+	tcfg := policy.TableConfig{LiveFor: max(4*cfg.AnnounceInterval, time.Hour), StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
 	r := &Router{
 		cfg: cfg, log: cfg.Logger.With("component", "router"),
-		table: newTable(cfg.RouteTTL), m: newMetrics(),
-		ctx: ctx, cancel: cancel,
+		table: newTable(cfg.Self, tcfg, policy.NewReputation()), m: newMetrics(),
+		ingress: newIngress(cfg),
+		dtn:     newDTN(),
+		ctx:     ctx, cancel: cancel,
 		nbrs: make(map[bundle.Addr]*neighbour), dials: make(map[string]*dialState),
 		localWake: make(chan struct{}, 1), changed: make(chan struct{}, 1),
-		unrouted: make(chan struct{}, 1),
-		origins:  newOrigins(1 << 16),
+		unrouted: make(chan struct{}, 1), notes: make(chan struct{}, 1),
+		origins: newOrigins(1 << 16),
 	}
 	r.loadRoutes()
-	r.wg.Add(3)
+	r.wg.Add(4)
 	go r.localLoop()
 	go r.announceLoop()
 	go r.expireLoop()
+	go r.notesLoop()
 	wake(r.localWake)
 	return r, nil
 }
@@ -177,7 +235,8 @@ func (r *Router) Submit(b *bundle.Bundle) error {
 	if b.Dest == r.cfg.Self {
 		rec.NextHop = r.cfg.Self
 	} else {
-		rec.NextHop, _ = r.route(b.Dest, bundle.Addr{}, b.Kind)
+		rec.NextHop, _, _ = r.route(b.Dest, bundle.Addr{}, b.Kind, len(raw))
+		rec.Copies = submitCopies(b.Kind)
 	}
 	if err := r.cfg.Store.Put(rec)[0]; err != nil {
 		return fmt.Errorf("submit bundle %s: %w", b.ID, err)
@@ -207,33 +266,30 @@ func (r *Router) wakeHop(h bundle.Addr) {
 	}
 }
 
-// route chooses the next hop for a bundle of kind k to dest, never back to
-// from. A neighbour reachable only over clear-only (amateur) links is no
-// next hop for an encrypted data bundle.
-func (r *Router) route(dest, from bundle.Addr, k bundle.Kind) (bundle.Addr, bool) {
-	r.mu.Lock()
-	var banned []bundle.Addr
-	if k == bundle.KindData {
-		for a, n := range r.nbrs {
-			if n.clearOnly() {
-				banned = append(banned, a)
-			}
-		}
-	}
-	r.mu.Unlock()
+// route chooses the next hop for a bundle of kind k and size bytes to
+// dest, never back to from (table.nextHop): live routes through a
+// neighbour with a link that may carry the bundle's class now (policy.Cost),
+// cheapest first; otherwise the custodian to wait with. A neighbour
+// reachable only over clear-only (amateur) links is no next hop for an
+// encrypted data bundle. live reports a live route.
+func (r *Router) route(dest, from bundle.Addr, k bundle.Kind, size int) (nh bundle.Addr, live, ok bool) {
+	class, enc := classOf(k, size)
 	usable := func(a bundle.Addr) bool {
-		for _, b := range banned {
-			if a == b {
-				return false
-			}
+		r.mu.Lock()
+		n := r.nbrs[a]
+		r.mu.Unlock()
+		return n != nil && n.usable(class, size, enc)
+	}
+	banned := func(a bundle.Addr) bool {
+		if !enc {
+			return false
 		}
-		return true
+		r.mu.Lock()
+		n := r.nbrs[a]
+		r.mu.Unlock()
+		return n != nil && n.clearOnly()
 	}
-	nh, ok := r.table.nextHop(dest, from, func(a bundle.Addr) bool { return r.isUp(a) && usable(a) })
-	if ok && !usable(nh) {
-		return bundle.Addr{}, false
-	}
-	return nh, ok
+	return r.table.nextHop(dest, from, usable, banned)
 }
 
 func (r *Router) isUp(a bundle.Addr) bool {
@@ -249,10 +305,10 @@ func (r *Router) PathProblem(dest bundle.Addr, k bundle.Kind) string {
 	if k != bundle.KindData {
 		return ""
 	}
-	if _, ok := r.route(dest, bundle.Addr{}, k); ok {
+	if _, _, ok := r.route(dest, bundle.Addr{}, k, 0); ok {
 		return ""
 	}
-	if _, ok := r.route(dest, bundle.Addr{}, bundle.KindClearSigned); ok {
+	if _, _, ok := r.route(dest, bundle.Addr{}, bundle.KindClearSigned, 0); ok {
 		return "the only path now is an amateur-radio link, where encryption is forbidden: the message waits for another path (send it with --over-air-clear to allow a signed, unencrypted copy)"
 	}
 	return ""
@@ -262,27 +318,33 @@ func (r *Router) PathProblem(dest bundle.Addr, k bundle.Kind) string {
 func (r *Router) routesChanged() { wake(r.changed) }
 
 // reroute moves held bundles to a better next hop: unrouted bundles that
-// now have a route, and bundles waiting for a neighbour that is down when
-// another neighbour that is up now leads to their destination.
+// now have a route, bundles waiting for a neighbour that is down when
+// another neighbour that is up now leads to their destination, and parked
+// hedges that now have a live route through a neighbour not yet given
+// them.
 func (r *Router) reroute() {
 	st := r.cfg.Store
 	move := func(recs []store.Record, current bundle.Addr) {
 		byHop := map[bundle.Addr][]bundle.ID{}
 		for _, rec := range recs {
-			if nh, ok := r.route(rec.Dest, rec.From, kindOf(rec.Raw)); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
+			if nh, _, ok := r.route(rec.Dest, rec.From, kindOf(rec.Raw), len(rec.Raw)); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
 				byHop[nh] = append(byHop[nh], rec.ID)
 			}
 		}
-		for nh, ids := range byHop {
-			if err := st.SetNextHop(nh, ids...); err != nil {
-				r.log.Error("reroute failed", "next_hop", addrString(nh), "err", err)
-				continue
-			}
-			r.wakeHop(nh)
-		}
+		r.moveTo(byHop)
 	}
 	if recs, err := st.Unrouted(4096); err == nil {
 		move(recs, bundle.Addr{})
+	}
+	if recs, err := st.ForNextHop(parked(), 4096); err == nil {
+		byHop := map[bundle.Addr][]bundle.ID{}
+		for _, rec := range recs {
+			if nh, ok := r.hedgeHop(rec, false); ok {
+				byHop[nh] = append(byHop[nh], rec.ID)
+				r.dtn.resent.Add(1)
+			}
+		}
+		r.moveTo(byHop)
 	}
 	r.mu.Lock()
 	var down []bundle.Addr
@@ -320,17 +382,29 @@ func (r *Router) announceLoop() {
 			r.reroute()
 			continue
 		}
-		r.table.expire(r.cfg.Now())
-		r.saveRoutes()
-		r.mu.Lock()
-		nbrs := make([]*neighbour, 0, len(r.nbrs))
-		for _, n := range r.nbrs {
-			nbrs = append(nbrs, n)
+		now := r.cfg.Now()
+		nbrs := r.neighbours()
+		changed := r.table.expire(now)
+		for _, n := range nbrs {
+			// Link costs move (round trips, airtime): refresh each
+			// neighbour's direct metric.
+			if u := n.units(); u > 0 && r.table.neighbourUp(n.addr, u, now) {
+				changed = true
+			}
 		}
-		r.mu.Unlock()
+		if changed {
+			r.reroute()
+		}
+		r.saveRoutes()
 		for _, n := range nbrs {
 			if l := n.link(); l != nil {
 				r.sendAnnounce(n.addr, l)
+				n.mu.Lock()
+				speaks := n.speaks
+				n.mu.Unlock()
+				if speaks {
+					r.sendSummary(n, true) // anti-entropy
+				}
 			}
 		}
 	}
@@ -346,6 +420,7 @@ func (r *Router) expireLoop() {
 			return
 		case <-t.C:
 			r.ExpireNow()
+			r.judgeDue(r.cfg.Now())
 		}
 	}
 }
@@ -378,6 +453,7 @@ func (r *Router) Metrics() Metrics {
 	st := r.cfg.Store.Stats()
 	s.StoredNow, s.StoredBytes = st.Bundles, st.Bytes
 	s.Voice = r.VoiceMetrics()
+	s.DTN = r.dtnMetrics()
 	return s
 }
 

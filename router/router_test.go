@@ -26,11 +26,18 @@ type testNode struct {
 	got    []*bundle.Bundle
 	arrive chan *bundle.Bundle
 	reject func(*bundle.Bundle) error
+	tune   func(*Config) // adjusts the router's configuration, if set
 }
 
 func newTestNode(t *testing.T, name byte) *testNode {
 	t.Helper()
-	n := &testNode{addr: bundle.Addr{name}, path: filepath.Join(t.TempDir(), "tern.db"), arrive: make(chan *bundle.Bundle, 4096)}
+	return newTunedNode(t, name, nil)
+}
+
+// newTunedNode is newTestNode with tune applied to the router's Config.
+func newTunedNode(t *testing.T, name byte, tune func(*Config)) *testNode {
+	t.Helper()
+	n := &testNode{addr: bundle.Addr{name}, path: filepath.Join(t.TempDir(), "tern.db"), arrive: make(chan *bundle.Bundle, 4096), tune: tune}
 	n.start(t)
 	t.Cleanup(func() { n.stop() })
 	return n
@@ -42,8 +49,9 @@ func (n *testNode) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Config{
+	cfg := Config{
 		Self: n.addr, Store: st, Logger: slog.New(slog.DiscardHandler), RetryMin: 200 * time.Millisecond, AnnounceInterval: time.Hour,
+		SummaryDelay: 20 * time.Millisecond,
 		Deliver: func(ctx context.Context, b *bundle.Bundle) error {
 			if n.reject != nil {
 				if err := n.reject(b); err != nil {
@@ -56,7 +64,11 @@ func (n *testNode) start(t *testing.T) {
 			n.arrive <- b
 			return nil
 		},
-	})
+	}
+	if n.tune != nil {
+		n.tune(&cfg)
+	}
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

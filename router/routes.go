@@ -1,207 +1,213 @@
 package router
 
 import (
+	"bytes"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/router/policy"
 )
-
-// maxHops bounds advertised routes: a route longer than this is not
-// re-advertised (distance-vector count-to-infinity guard).
-const maxHops = 16
-
-// route is one way to reach a destination: through neighbour via, hops away.
-type route struct {
-	via  bundle.Addr
-	hops uint8
-	// live is true while the neighbour still advertises it (or, for a
-	// direct route, while a link to the neighbour is up).
-	live bool
-	// seen is when the route was last advertised or the link last up. A
-	// stale route is kept until seen+ttl: in a delay-tolerant network the
-	// neighbour that last reached a destination is the best place to wait.
-	seen time.Time
-}
 
 // RouteInfo is a route as shown to users.
 type RouteInfo struct {
 	Dest bundle.Addr `json:"dest"`
 	Via  bundle.Addr `json:"via"`
-	Hops uint8       `json:"hops"`
-	Live bool        `json:"live"`
-	Seen time.Time   `json:"seen"`
+	// Hops is the route metric in policy units (1 per wired hop, 2 per
+	// fast radio hop, 4 per slow radio hop; see router/policy.Units), the
+	// reputation penalty not included.
+	Hops uint8 `json:"hops"`
+	Live bool  `json:"live"`
+	// Feasible is false for a route that could lead round a loop (it
+	// reported no better than this node's best); it is used only while no
+	// feasible route exists and never announced.
+	Feasible bool `json:"feasible"`
+	// Penalty is added to the metric of routes through a neighbour whose
+	// routes did not deliver (no delivery receipts came back).
+	Penalty uint8     `json:"penalty,omitempty"`
+	Seen    time.Time `json:"seen"`
 }
 
-// table is the route table: for each destination, the neighbours that lead
-// to it. Safe for concurrent use.
+// table is the route table: router/policy's distance vector (split
+// horizon, route expiry, the feasibility condition for loop freedom) with
+// the neighbours' reputation as a metric penalty. Safe for concurrent use.
 type table struct {
-	mu     sync.Mutex
-	ttl    time.Duration
-	routes map[bundle.Addr]map[bundle.Addr]*route
+	mu  sync.Mutex
+	t   *policy.Table
+	rep *policy.Reputation
 }
 
-func newTable(ttl time.Duration) *table {
-	return &table{ttl: ttl, routes: make(map[bundle.Addr]map[bundle.Addr]*route)}
+func newTable(self bundle.Addr, cfg policy.TableConfig, rep *policy.Reputation) *table {
+	t := &table{t: policy.NewTable(self, cfg), rep: rep}
+	t.t.SetPenalty(rep.PenaltyOf) // called with t.mu held
+	return t
 }
 
-func (t *table) set(dest, via bundle.Addr, hops uint8, live bool, now time.Time) bool {
+// neighbourUp records a direct route to n over links worth units.
+func (t *table) neighbourUp(n bundle.Addr, units uint8, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := t.routes[dest]
-	if m == nil {
-		m = make(map[bundle.Addr]*route)
-		t.routes[dest] = m
-	}
-	r := m[via]
-	changed := r == nil || r.hops != hops || r.live != live
-	if r == nil {
-		r = &route{via: via}
-		m[via] = r
-	}
-	r.hops, r.live, r.seen = hops, live, now
-	return changed
-}
-
-// neighbourUp records a direct route to a neighbour whose link came up.
-func (t *table) neighbourUp(n bundle.Addr, now time.Time) bool {
-	return t.set(n, n, 1, true, now)
+	return t.t.NeighbourUp(n, units, now)
 }
 
 // neighbourDown marks every route through n stale; they stay usable as
 // delay-tolerant custodians until they expire.
-func (t *table) neighbourDown(n bundle.Addr, now time.Time) {
+func (t *table) neighbourDown(n bundle.Addr, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, m := range t.routes {
-		if r := m[n]; r != nil && r.live {
-			r.live = false
-			r.seen = now
-		}
-	}
+	return t.t.NeighbourDown(n, now)
 }
 
-// learn applies a neighbour's announce: routes it lists become live, routes
-// through it that it no longer lists become stale. It reports whether the
-// table changed in a way that may change routing decisions.
-func (t *table) learn(self, from bundle.Addr, a *bundle.Announce, now time.Time) bool {
-	listed := make(map[bundle.Addr]bool, len(a.Routes))
-	changed := false
-	for _, r := range a.Routes {
-		if r.Dest == self || r.Dest == from || r.Hops >= maxHops {
-			continue
-		}
-		listed[r.Dest] = true
-		if t.set(r.Dest, from, r.Hops+1, true, now) {
-			changed = true
-		}
-	}
+// learn applies a neighbour's announce heard over links worth units.
+func (t *table) learn(from bundle.Addr, units uint8, routes []bundle.Route, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for dest, m := range t.routes {
-		if r := m[from]; r != nil && dest != from && r.live && !listed[dest] {
-			r.live = false
-			r.seen = now
-			changed = true
-		}
-	}
-	return changed
+	return t.t.Learn(from, units, routes, now)
 }
 
-// expire drops stale routes older than the ttl.
-func (t *table) expire(now time.Time) {
+// expire turns routes not re-announced in time stale and drops old stale
+// ones.
+func (t *table) expire(now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for dest, m := range t.routes {
-		for via, r := range m {
-			if !r.live && now.Sub(r.seen) > t.ttl {
-				delete(m, via)
-			}
-		}
-		if len(m) == 0 {
-			delete(t.routes, dest)
-		}
-	}
+	return t.t.Expire(now)
 }
 
-// nextHop picks the neighbour for dest. Preference: a live route through a
-// neighbour that is up, fewest hops; otherwise (no live path now) the stale
-// route that was closest to the destination when last seen — fewest hops,
-// then freshest — whether or not that neighbour is up: the node that last
-// reached a destination (often its direct neighbour) is where a bundle
-// should wait. Preferring any stale route through a neighbour that is up
-// would send bundles round in circles among nodes that all lost the
-// destination. exclude is never chosen (the neighbour a bundle came from).
-// ok is false when nothing is known.
-func (t *table) nextHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (bundle.Addr, bool) {
+// restore adds a stale route remembered across a restart.
+func (t *table) restore(dest, via bundle.Addr, metric uint8, seen time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var best *route
+	return t.t.Restore(dest, via, metric, seen)
+}
+
+// nextHop picks the neighbour for dest, never exclude. usable says whether
+// a neighbour is up with a link that may carry the bundle now; banned
+// whether it never may (up only over clear-only links, for an encrypted
+// bundle). In order of preference:
+//
+//  1. the live, feasible route with the lowest metric through a usable
+//     neighbour (policy.Table.NextHop: the feasibility condition keeps
+//     these loop-free);
+//  2. while no feasible route exists (the hold-down after the best one was
+//     lost), the live route with the lowest metric through a usable
+//     neighbour: failover to a longer path at once, not after the
+//     hold-down. Such a route is never announced, and a bundle that comes
+//     back round a loop is taken again and routed elsewhere (cameBack);
+//  3. otherwise (no live path now) the custodian: the route that was
+//     closest to the destination when last seen, lowest metric then
+//     freshest, whether or not that neighbour is up. The node that last
+//     reached a destination (often its direct neighbour) is where a bundle
+//     should wait; preferring any stale route through a neighbour that is
+//     up would pass bundles round among nodes that all lost the
+//     destination. A banned custodian gives no route.
+//
+// Routes through a neighbour with a reputation penalty count the penalty
+// in every tier; at MaxMetric they are never live. live reports tier 1 or
+// 2; ok is false when nothing usable is known.
+func (t *table) nextHop(dest, exclude bundle.Addr, usable, banned func(bundle.Addr) bool) (via bundle.Addr, live, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if via, live, _ := t.t.NextHop(dest, exclude, usable); live {
+		return via, true, true
+	}
+	var best *policy.Candidate
 	bestLive := false
-	for via, r := range t.routes[dest] {
-		if via == exclude {
+	cands := t.t.Candidates(dest)
+	for i := range cands {
+		c := &cands[i]
+		if c.Via == exclude {
 			continue
 		}
-		live := r.live && up(via)
+		l := c.Live && c.Effective < policy.MaxMetric && usable(c.Via)
 		switch {
-		case best == nil, live && !bestLive:
-		case bestLive != live:
+		case best == nil, l && !bestLive:
+		case l != bestLive:
 			continue
-		case r.hops < best.hops:
-		case r.hops > best.hops:
+		case c.Effective < best.Effective:
+		case c.Effective > best.Effective:
 			continue
-		case live && string(r.via[:]) < string(best.via[:]):
-		case !live && r.seen.After(best.seen):
+		case l && bytes.Compare(c.Via[:], best.Via[:]) < 0:
+		case !l && c.Seen.After(best.Seen):
 		default:
 			continue
 		}
-		best, bestLive = r, live
+		best, bestLive = c, l
 	}
-	if best == nil {
-		return bundle.Addr{}, false
+	if best == nil || !bestLive && banned(best.Via) {
+		return bundle.Addr{}, false, false
 	}
-	return best.via, true
+	return best.Via, bestLive, true
 }
 
-// advertise lists the routes to announce to neighbour to: this node itself
-// and every live route not learned through to (split horizon).
-func (t *table) advertise(self, to bundle.Addr) []bundle.Route {
+// liveRoutes lists the live routes to dest not through exclude whose
+// neighbour passes usable, cheapest first (effective metric, then
+// address).
+func (t *table) liveRoutes(dest, exclude bundle.Addr) []policy.Candidate {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := []bundle.Route{{Dest: self, Hops: 0}}
-	for dest, m := range t.routes {
-		if dest == to {
-			continue
-		}
-		var best uint8 = maxHops
-		for via, r := range m {
-			if r.live && via != to && r.hops < best {
-				best = r.hops
-			}
-		}
-		if best < maxHops {
-			out = append(out, bundle.Route{Dest: dest, Hops: best})
+	cands := t.t.Candidates(dest)
+	t.mu.Unlock()
+	out := cands[:0]
+	for _, c := range cands {
+		if c.Live && c.Via != exclude && c.Effective < policy.MaxMetric {
+			out = append(out, c)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return string(out[i].Dest[:]) < string(out[j].Dest[:]) })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Effective != out[j].Effective {
+			return out[i].Effective < out[j].Effective
+		}
+		return bytes.Compare(out[i].Via[:], out[j].Via[:]) < 0
+	})
 	return out
+}
+
+// advertise lists the routes to announce to neighbour to (split horizon),
+// nearest first, at most limit (0: all).
+func (t *table) advertise(to bundle.Addr, limit int) []bundle.Route {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.t.Advertise(to, limit)
+}
+
+// penalised reports whether routes through n carry a penalty now.
+func (t *table) penalised(n bundle.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rep.PenaltyOf(n) > 0
+}
+
+// judge applies one verdict on a bundle handed to n on a live route:
+// receipted or not. It reports whether n's penalty changed.
+func (t *table) judge(n bundle.Addr, receipted bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	before := t.rep.PenaltyOf(n)
+	t.rep.Handed(n)
+	if receipted {
+		t.rep.Receipted(n)
+	}
+	return t.rep.PenaltyOf(n) != before
+}
+
+// credit adds a late receipt for a bundle already judged unreceipted. It
+// reports whether n's penalty changed.
+func (t *table) credit(n bundle.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	before := t.rep.PenaltyOf(n)
+	t.rep.Receipted(n)
+	return t.rep.PenaltyOf(n) != before
 }
 
 func (t *table) list() []RouteInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []RouteInfo
-	for dest, m := range t.routes {
-		for _, r := range m {
-			out = append(out, RouteInfo{Dest: dest, Via: r.via, Hops: r.hops, Live: r.live, Seen: r.seen})
-		}
+	routes := t.t.Routes()
+	out := make([]RouteInfo, 0, len(routes))
+	for _, r := range routes {
+		out = append(out, RouteInfo{Dest: r.Dest, Via: r.Via, Hops: r.Metric, Live: r.Live, Feasible: r.Feasible,
+			Penalty: t.t.Penalty(r.Via), Seen: r.Seen})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Dest != out[j].Dest {
-			return string(out[i].Dest[:]) < string(out[j].Dest[:])
-		}
-		return out[i].Hops < out[j].Hops
-	})
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -275,34 +274,16 @@ func (r *Router) relayVoice(from bundle.Addr, d []byte) {
 }
 
 // voicePath picks the outgoing voice link toward dest, never back to
-// exclude: among live routes through neighbours that are up, the fewest
-// hops whose neighbour has a datagram link that is neither a radio nor
+// exclude: among live routes through neighbours that are up, the lowest
+// metric whose neighbour has a datagram link that is neither a radio nor
 // clear-only; on that neighbour the link with the shortest round trip,
 // then the newest. Stale routes never carry voice. The error says why no
 // path exists: only radio links, or no live path at all.
 func (r *Router) voicePath(dest, exclude bundle.Addr) (*voiceLink, error) {
-	type cand struct {
-		via  bundle.Addr
-		hops uint8
-	}
-	var cands []cand
-	r.table.mu.Lock()
-	for via, rt := range r.table.routes[dest] {
-		if rt.live && via != exclude {
-			cands = append(cands, cand{via, rt.hops})
-		}
-	}
-	r.table.mu.Unlock()
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].hops != cands[j].hops {
-			return cands[i].hops < cands[j].hops
-		}
-		return string(cands[i].via[:]) < string(cands[j].via[:])
-	})
 	radioOnly := false
-	for _, c := range cands {
+	for _, c := range r.table.liveRoutes(dest, exclude) {
 		r.mu.Lock()
-		n := r.nbrs[c.via]
+		n := r.nbrs[c.Via]
 		r.mu.Unlock()
 		if n == nil {
 			continue

@@ -433,3 +433,98 @@ func (s *Store) All(limit int) ([]Record, error) {
 	}
 	return out, nil
 }
+
+// CopyUpdate sets the copy budget and the next hop of one stored bundle.
+type CopyUpdate struct {
+	ID      bundle.ID
+	Copies  uint8       // the new budget; 0 turns the record into plain custody
+	NextHop bundle.Addr // the queue it moves to (zero = unrouted)
+}
+
+// SetCopies applies the updates durably and group-committed: each record
+// gets its new copy budget and moves to its new queue, keeping its place in
+// age order. IDs that are not stored are skipped and reported in an error
+// wrapping ErrNotFound; the others are updated regardless.
+func (s *Store) SetCopies(updates ...CopyUpdate) error {
+	var missing int
+	var firstMissing bundle.ID
+	err := s.update(func(tx *bolt.Tx) error {
+		missing = 0
+		bundles, byHop := tx.Bucket(bktBundles), tx.Bucket(bktByHop)
+		for _, u := range updates {
+			v := bundles.Get(u.ID[:])
+			if headerLen(v) == 0 {
+				if missing == 0 {
+					firstMissing = u.ID
+				}
+				missing++
+				continue
+			}
+			r, seq, err := decodeRecord(u.ID, v)
+			if err != nil {
+				return err
+			}
+			if r.NextHop != u.NextHop {
+				if err := byHop.Delete(indexKey(r.NextHop, seq)); err != nil {
+					return err
+				}
+				if err := byHop.Put(indexKey(u.NextHop, seq), append([]byte(nil), u.ID[:]...)); err != nil {
+					return err
+				}
+			}
+			r.Copies, r.NextHop = u.Copies, u.NextHop
+			if err := bundles.Put(append([]byte(nil), u.ID[:]...), encodeRecord(&r, seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: setting copy budgets of %d bundles in %s: %w", len(updates), s.path, err)
+	}
+	if missing > 0 {
+		return fmt.Errorf("%w: %d of %d bundles (first %x) are not stored, the others were updated", ErrNotFound, missing, len(updates), firstMissing[:])
+	}
+	return nil
+}
+
+// HopIDs returns the IDs of up to limit records queued for hop, oldest
+// first (limit <= 0: all), without reading the records.
+func (s *Store) HopIDs(hop bundle.Addr, limit int) ([]bundle.ID, error) {
+	var out []bundle.ID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktByHop).Cursor()
+		for k, v := c.Seek(hop[:]); k != nil && bytes.HasPrefix(k, hop[:]); k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			var id bundle.ID
+			copy(id[:], v)
+			out = append(out, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: listing IDs queued for %x in %s: %w", hop[:], s.path, err)
+	}
+	return out, nil
+}
+
+// IDs returns the IDs of up to limit stored records in ID order (limit <=
+// 0: all), without reading the records.
+func (s *Store) IDs(limit int) ([]bundle.ID, error) {
+	var out []bundle.ID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktBundles).Cursor()
+		for k, _ := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Next() {
+			var id bundle.ID
+			copy(id[:], k)
+			out = append(out, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: listing bundle IDs in %s: %w", s.path, err)
+	}
+	return out, nil
+}

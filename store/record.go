@@ -8,10 +8,13 @@ import (
 )
 
 // Record encoding in the "bundles" bucket. The key is the 16-byte bundle ID;
-// the value is a fixed 73-byte header followed by the encoded bundle:
+// the value is a fixed header followed by the encoded bundle. Version 1 (73
+// bytes of header) is written for a record without a copy budget, version 2
+// (74 bytes) for one with a budget, so a store that never held a
+// delay-tolerant copy stays readable by builds that predate version 2:
 //
 //	offset size field
-//	0      1    recordVersion (1)
+//	0      1    recordVersion (1 or 2)
 //	1      16   Dest
 //	17     16   From      (zero = a local application)
 //	33     16   NextHop   (zero = no route yet)
@@ -19,29 +22,58 @@ import (
 //	57     8    Expires   int64 big-endian, unix ms
 //	65     8    Seq       uint64 big-endian, insertion order; also the suffix of
 //	                      the record's keys in the next-hop and dest indexes
-//	73     ...  Raw       the encoded bundle, opaque to the store
+//	73     1    Copies    version 2 only: the copy budget (1-255)
+//	73/74  ...  Raw       the encoded bundle, opaque to the store
 const (
-	recordVersion   = 1
+	recordVersion   = 1 // without a copy budget
+	recordVersion2  = 2 // with Copies
 	offDest         = 1
 	offFrom         = offDest + 16
 	offNextHop      = offFrom + 16
 	offReceived     = offNextHop + 16
 	offExpires      = offReceived + 8
 	offSeq          = offExpires + 8
-	recordHeaderLen = offSeq + 8
+	recordHeaderLen = offSeq + 8 // version 1; the shortest valid header
+	offCopies       = recordHeaderLen
+	record2Len      = offCopies + 1
 )
+
+// headerLen is the header size of a stored value, 0 when the value is too
+// short or of an unknown version.
+func headerLen(v []byte) int {
+	if len(v) < recordHeaderLen {
+		return 0
+	}
+	switch v[0] {
+	case recordVersion:
+		return recordHeaderLen
+	case recordVersion2:
+		if len(v) >= record2Len {
+			return record2Len
+		}
+	}
+	return 0
+}
 
 // encodeRecord returns the bbolt value for r with insertion sequence seq.
 func encodeRecord(r *Record, seq uint64) []byte {
-	b := make([]byte, recordHeaderLen+len(r.Raw))
+	hl := recordHeaderLen
+	if r.Copies > 0 {
+		hl = record2Len
+	}
+	b := make([]byte, hl+len(r.Raw))
 	b[0] = recordVersion
+	if r.Copies > 0 {
+		b[0] = recordVersion2
+		b[offCopies] = r.Copies
+	}
 	copy(b[offDest:], r.Dest[:])
 	copy(b[offFrom:], r.From[:])
 	copy(b[offNextHop:], r.NextHop[:])
 	binary.BigEndian.PutUint64(b[offReceived:], uint64(r.Received))
 	binary.BigEndian.PutUint64(b[offExpires:], uint64(r.Expires))
 	binary.BigEndian.PutUint64(b[offSeq:], seq)
-	copy(b[recordHeaderLen:], r.Raw)
+	copy(b[hl:], r.Raw)
 	return b
 }
 
@@ -51,8 +83,12 @@ func decodeRecord(id bundle.ID, v []byte) (Record, uint64, error) {
 	if len(v) < recordHeaderLen {
 		return Record{}, 0, fmt.Errorf("store: record %x is %d bytes, shorter than the %d-byte header: the database is damaged, restore it from a backup or delete it", id[:], len(v), recordHeaderLen)
 	}
-	if v[0] != recordVersion {
-		return Record{}, 0, fmt.Errorf("store: record %x has encoding version %d, this build reads %d: run the tern version that wrote the store", id[:], v[0], recordVersion)
+	hl := headerLen(v)
+	if hl == 0 {
+		if v[0] == recordVersion2 {
+			return Record{}, 0, fmt.Errorf("store: record %x is %d bytes, shorter than the %d-byte version 2 header: the database is damaged, restore it from a backup or delete it", id[:], len(v), record2Len)
+		}
+		return Record{}, 0, fmt.Errorf("store: record %x has encoding version %d, this build reads %d and %d: run the tern version that wrote the store", id[:], v[0], recordVersion, recordVersion2)
 	}
 	var r Record
 	r.ID = id
@@ -62,17 +98,24 @@ func decodeRecord(id bundle.ID, v []byte) (Record, uint64, error) {
 	r.Received = int64(binary.BigEndian.Uint64(v[offReceived:]))
 	r.Expires = int64(binary.BigEndian.Uint64(v[offExpires:]))
 	seq := binary.BigEndian.Uint64(v[offSeq:])
-	r.Raw = append([]byte(nil), v[recordHeaderLen:]...)
+	if hl == record2Len {
+		r.Copies = v[offCopies]
+	}
+	r.Raw = append([]byte(nil), v[hl:]...)
 	return r, seq, nil
 }
 
 // rawLen is the size of the encoded bundle in a stored value, which is what
 // the quotas count.
 func rawLen(v []byte) int64 {
-	if len(v) < recordHeaderLen {
-		return 0
+	hl := headerLen(v)
+	if hl == 0 {
+		if len(v) < recordHeaderLen {
+			return 0
+		}
+		hl = recordHeaderLen // unknown version: count it as version 1 did
 	}
-	return int64(len(v) - recordHeaderLen)
+	return int64(len(v) - hl)
 }
 
 // Index keys: a 16-byte address followed by the 8-byte big-endian insertion

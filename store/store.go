@@ -14,7 +14,7 @@
 //
 // Layout of the file (one top-level bbolt bucket each):
 //
-//	bundles          ID -> record (see record.go for the encoding)
+//	bundles          ID -> record with its copy budget (see record.go for the encoding)
 //	by_hop           NextHop(16) | seq(8) -> ID   oldest-first queue per next hop; zero hop = unrouted
 //	by_dest          Dest(16) | seq(8) -> ID      records per destination
 //	seen             ID -> Expires(8)             dedupe set; outlives Delete until Expires
@@ -111,6 +111,11 @@ type Record struct {
 	Raw      []byte      // the encoded bundle
 	Received int64       // local unix ms when stored; Put fills it in when zero
 	Expires  int64       // local unix ms after which it is dropped; must be > 0
+	// Copies is the delay-tolerant copy budget this node holds for the
+	// bundle (spray-and-wait): 0 is plain custody (one copy, passed on hop
+	// by hop); n > 0 means this node may hand out up to n-1 further copies
+	// and keep one.
+	Copies uint8
 	// Readmit (Put only, not stored) accepts an ID that is in the seen set
 	// but no longer stored: a bundle that came back round a routing loop,
 	// whose only copy this is. A stored ID is still refused as duplicate.
@@ -236,7 +241,7 @@ func recomputeUsage(tx *bolt.Tx) (usage, error) {
 	dst := map[bundle.Addr]usage{}
 	var total usage
 	err := tx.Bucket(bktBundles).ForEach(func(k, v []byte) error {
-		if len(v) < recordHeaderLen {
+		if headerLen(v) == 0 {
 			return nil // counted as nothing; Get reports the damage
 		}
 		var from, dest bundle.Addr

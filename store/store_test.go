@@ -638,3 +638,60 @@ func TestReadmitABundleThatCameBack(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCopyBudgetPersists: a delay-tolerant copy budget survives a restart,
+// moves with SetCopies, and a record without one is written in the format
+// older builds read.
+func TestCopyBudgetPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tern.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare := rec(1, "dest", "from", "", 30, time.Now().Add(time.Hour).UnixMilli())
+	spare.Copies = 16
+	plain := rec(2, "dest", "from", "hop", 30, time.Now().Add(time.Hour).UnixMilli())
+	mustPut(t, s, spare, plain)
+	if err := s.SetCopies(CopyUpdate{ID: spare.ID, Copies: 8, NextHop: addr("hop")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetCopies(CopyUpdate{ID: id(99), Copies: 1}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetCopies of a missing bundle: %v, want ErrNotFound", err)
+	}
+	s.Close()
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Get(spare.ID)
+	if err != nil || got.Copies != 8 || got.NextHop != addr("hop") || !bytes.Equal(got.Raw, spare.Raw) {
+		t.Fatalf("after restart: %+v, %v; want 8 copies queued for hop", got, err)
+	}
+	queued, _ := s.HopIDs(addr("hop"), 0)
+	if len(queued) != 2 || queued[0] != spare.ID || queued[1] != plain.ID {
+		t.Fatalf("queue for hop %x, want both bundles in age order", queued)
+	}
+	if st := s.Stats(); st.Bundles != 2 || st.Bytes != 60 {
+		t.Fatalf("usage %d bundles %d bytes, want 2 and 60: the budget must not count as bundle bytes", st.Bundles, st.Bytes)
+	}
+	all, _ := s.IDs(0)
+	if len(all) != 2 {
+		t.Fatalf("IDs lists %d, want 2", len(all))
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktBundles).Get(plain.ID[:]); v[0] != recordVersion {
+			t.Errorf("a record without a budget is written as version %d, want 1", v[0])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(spare.ID, plain.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Bundles != 0 || st.Bytes != 0 {
+		t.Fatalf("after delete: %d bundles %d bytes", st.Bundles, st.Bytes)
+	}
+}

@@ -154,6 +154,23 @@ type RadioLink interface {
 	RadioInfo() RadioInfo
 }
 
+// RateLink is an optional capability of links that know their usable bit
+// rate (a radio from its modulation, a shaped test link). The router uses
+// it to cost paths; links without it count as fast.
+type RateLink interface {
+	// BitRate is the usable rate in bits per second; 0 when unknown.
+	BitRate() float64
+}
+
+// AirtimeLink is an optional capability of radio links under a regional
+// airtime budget. The router keeps bulk traffic off a radio whose budget
+// runs low, so it never starves the channel for chat.
+type AirtimeLink interface {
+	// AirtimeLeft is the share of the airtime budget still available now,
+	// in [0,1]; 1 without a duty-cycle limit.
+	AirtimeLeft() float64
+}
+
 // MarshalJSON writes unknown (NaN) RSSI and SNR as null: JSON has no NaN.
 func (ri RadioInfo) MarshalJSON() ([]byte, error) {
 	type plain RadioInfo

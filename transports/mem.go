@@ -295,7 +295,12 @@ func (l *MemLink) Stats() Stats {
 	}
 }
 
+// BitRate implements RateLink: the configured bandwidth in bits per
+// second, 0 (unknown, fast) when unlimited.
+func (l *MemLink) BitRate() float64 { return float64(l.pair.opts.Bandwidth) * 8 }
+
 var (
 	_ Link      = (*MemLink)(nil)
 	_ StatsLink = (*MemLink)(nil)
+	_ RateLink  = (*MemLink)(nil)
 )

@@ -143,6 +143,21 @@ func (b *Budget) Used(window time.Duration) time.Duration {
 	return b.between(now.Add(-window), now)
 }
 
+// DutyLeft returns the share of the duty-cycle allowance not used in the
+// window that ends now, in [0,1]; 1 for a band without a duty-cycle limit
+// (a dwell limit alone never runs a transmitter dry for long).
+func (b *Budget) DutyLeft() float64 {
+	if b.duty.max == 0 {
+		return 1
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.prune(now)
+	used := b.between(now.Add(-b.duty.window), now)
+	return max(0, 1-float64(used)/float64(b.duty.max))
+}
+
 // Remaining returns the longest transmission the limits allow to start now,
 // or at the end of a committed transmission that is still on the air. With no
 // limit at all it returns the largest Duration.

@@ -269,3 +269,34 @@ func TestBudgetTenPercentManySmallFrames(t *testing.T) {
 	}
 	t.Logf("%d frames of %v in 2 h, %d records kept", n, toa, b.Len())
 }
+
+// TestBudgetDutyLeft: the share of the hourly allowance left falls as
+// airtime is spent and comes back as the window slides; a dwell-only band
+// never reports itself spent.
+func TestBudgetDutyLeft(t *testing.T) {
+	eu, _ := Lookup("EU868")
+	band, _ := eu.Band(868_100_000) // 1 %: 36 s per hour
+	c := &fakeClock{t0}
+	b := NewBudget(band, c.now)
+	if l := b.DutyLeft(); l != 1 {
+		t.Fatalf("fresh budget has %v left, want 1", l)
+	}
+	if err := b.Commit(t0, 9*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.t = t0.Add(10 * time.Second)
+	if l := b.DutyLeft(); l < 0.749 || l > 0.751 {
+		t.Fatalf("after 9 s of 36 s: %v left, want 0.75", l)
+	}
+	c.t = t0.Add(time.Hour + 10*time.Second)
+	if l := b.DutyLeft(); l != 1 {
+		t.Fatalf("an hour later: %v left, want 1", l)
+	}
+	us, _ := Lookup("US915")
+	ub, _ := us.Band(903_900_000)
+	d := NewBudget(ub, c.now)
+	_ = d.Commit(c.t, 300*time.Millisecond)
+	if l := d.DutyLeft(); l != 1 {
+		t.Fatalf("dwell-only band reports %v left, want 1", l)
+	}
+}

@@ -86,3 +86,32 @@ func TestEU868DutyCycle(t *testing.T) {
 		t.Fatalf("stats do not show the queued frames and when they go: %+v", st)
 	}
 }
+
+// TestLinkReportsRateAndAirtimeLeft: what the router costs a radio path
+// with: the bit rate of the modulation and the share of the duty-cycle
+// budget left, which falls as the radio sends.
+func TestLinkReportsRateAndAirtimeLeft(t *testing.T) {
+	reg, _ := region.Lookup("EU868")
+	band, _ := reg.Band(868_100_000)
+	s := newSimNet(t, 3, 2, sf9, nil)
+	budget := region.NewBudget(band, s.clock.Now)
+	s.nodes[0].radio.eng.cfg.Budget = budget
+	s.meet(t, 5*time.Minute)
+	l := s.nodes[0].links[s.nodes[1].addr]
+	if r := l.BitRate(); r < 1000 || r > 1800 {
+		t.Errorf("SF9/125 kHz reports %.0f bit/s, want about 1.4 kbit/s", r)
+	}
+	before := l.AirtimeLeft()
+	for range 20 {
+		if err := l.Send(context.Background(), make([]byte, 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.clock.Advance(2 * time.Minute)
+	if after := l.AirtimeLeft(); after >= before || after <= 0 {
+		t.Errorf("airtime left %v before 20 frames, %v after: want it to fall", before, after)
+	}
+	if l := s.nodes[1].links[s.nodes[0].addr]; l.AirtimeLeft() != 1 {
+		t.Errorf("a radio without a budget reports %v left, want 1", l.AirtimeLeft())
+	}
+}

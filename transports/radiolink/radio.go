@@ -460,6 +460,37 @@ func (l *Link) RadioInfo() transports.RadioInfo {
 	}
 }
 
+// BitRate implements transports.RateLink: the radio's rate for full
+// frames, from its time on air (0 when the device has no airtime model).
+func (l *Link) BitRate() float64 {
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	n := l.r.eng.cfg.MaxFrame
+	toa := l.r.eng.toa(n)
+	if toa <= 0 {
+		return 0
+	}
+	return float64(8*n) / toa.Seconds()
+}
+
+var (
+	_ transports.RateLink    = (*Link)(nil)
+	_ transports.AirtimeLink = (*Link)(nil)
+)
+
+// AirtimeLeft implements transports.AirtimeLink: the share of the regional
+// duty-cycle allowance left (1 without a budget, or with one that does not
+// report it).
+func (l *Link) AirtimeLeft() float64 {
+	l.r.mu.Lock()
+	b := l.r.eng.cfg.Budget
+	l.r.mu.Unlock()
+	if d, ok := b.(interface{ DutyLeft() float64 }); ok {
+		return d.DutyLeft()
+	}
+	return 1
+}
+
 // ClearOnly implements transports.ClearOnlyLink: true on a radio configured
 // as amateur radio (Config.ClearOnly), where encryption is forbidden.
 func (l *Link) ClearOnly() bool { return l.r.eng.cfg.ClearOnly }

@@ -1,0 +1,146 @@
+package bundle
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+)
+
+func grants(n int) []Grant {
+	out := make([]Grant, n)
+	for i := range out {
+		out[i] = Grant{ID: ID{byte(i >> 8), byte(i), 0xee}, Copies: uint8(1 + i%MaxCopies)}
+	}
+	return out
+}
+
+func TestSummaryRoundTrip(t *testing.T) {
+	for name, s := range map[string]*Summary{
+		"empty":        {},
+		"held only":    {Flags: SummaryHeld, Held: ids(3)},
+		"receipts":     {Delivered: ids(2)},
+		"grants":       {Grants: grants(2)},
+		"all full":     {Flags: SummaryHeld, Held: ids(MaxSummaryIDs), Delivered: ids(MaxSummaryIDs), Grants: grants(MaxSummaryGrants)},
+		"held flag, 0": {Flags: SummaryHeld},
+	} {
+		data, err := s.Marshal()
+		if err != nil {
+			t.Fatalf("%s: Marshal: %v", name, err)
+		}
+		out, err := UnmarshalSummary(data)
+		if err != nil {
+			t.Fatalf("%s: Unmarshal: %v", name, err)
+		}
+		if out.Flags != s.Flags || !slices.Equal(out.Held, s.Held) || !slices.Equal(out.Delivered, s.Delivered) || !slices.Equal(out.Grants, s.Grants) {
+			t.Fatalf("%s: round trip changed the summary", name)
+		}
+		if again, _ := out.Marshal(); !bytes.Equal(data, again) {
+			t.Fatalf("%s: re-encoding changed the bytes", name)
+		}
+		if len(data) > maxSummaryLen {
+			t.Errorf("%s: %d bytes, above maxSummaryLen %d", name, len(data), maxSummaryLen)
+		}
+	}
+	// nil and empty lists encode alike, as empty arrays.
+	if b, _ := (&Summary{}).Marshal(); !bytes.Equal(b, []byte{0x84, 0x00, 0x80, 0x80, 0x80}) {
+		t.Fatalf("empty summary encodes as %x, want 8400808080", b)
+	}
+}
+
+func TestSummaryValidation(t *testing.T) {
+	dup := ids(3)
+	dup[2] = dup[0]
+	zero := ids(2)
+	zero[1] = ID{}
+	dupGrant := grants(2)
+	dupGrant[1].ID = dupGrant[0].ID
+	noCopies := grants(1)
+	noCopies[0].Copies = 0
+	cases := map[string]struct {
+		s       *Summary
+		mention string
+	}{
+		"unknown flag":        {&Summary{Flags: 2}, "Flags"},
+		"held without flag":   {&Summary{Held: ids(1)}, "SummaryHeld"},
+		"too many held":       {&Summary{Flags: SummaryHeld, Held: ids(MaxSummaryIDs + 1)}, "Held IDs, over"},
+		"too many delivered":  {&Summary{Delivered: ids(MaxSummaryIDs + 1)}, "Delivered IDs, over"},
+		"too many grants":     {&Summary{Grants: grants(MaxSummaryGrants + 1)}, "grants"},
+		"duplicate held":      {&Summary{Flags: SummaryHeld, Held: dup}, "Held[2]"},
+		"zero delivered":      {&Summary{Delivered: zero}, "Delivered[1]"},
+		"duplicate grant":     {&Summary{Grants: dupGrant}, "Grants[1]"},
+		"grant of no copies":  {&Summary{Grants: noCopies}, "Grants[0].Copies"},
+		"zero ID in a grant":  {&Summary{Grants: []Grant{{Copies: 1}}}, "Grants[0].ID"},
+		"zero ID in held":     {&Summary{Flags: SummaryHeld, Held: []ID{{}}}, "Held[0]"},
+		"duplicate delivered": {&Summary{Delivered: dup}, "Delivered[2]"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := c.s.Marshal()
+			checkMalformed(t, "Marshal", err, c.mention)
+			s := *c.s
+			for _, l := range []*[]ID{&s.Held, &s.Delivered} {
+				if *l == nil {
+					*l = []ID{}
+				}
+			}
+			if s.Grants == nil {
+				s.Grants = []Grant{}
+			}
+			data, err := encMode.Marshal(&s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = UnmarshalSummary(data)
+			if len(s.Held) > MaxSummaryIDs || len(s.Delivered) > MaxSummaryIDs {
+				// The decoder refuses the list head before validation.
+				checkMalformed(t, "UnmarshalSummary", err, "max number of elements")
+				return
+			}
+			checkMalformed(t, "UnmarshalSummary", err, c.mention)
+		})
+	}
+	good, _ := (&Summary{Flags: SummaryHeld, Held: ids(1)}).Marshal()
+	raw := map[string]struct {
+		data    []byte
+		mention string
+	}{
+		"null list":          {[]byte{0x84, 0x00, 0xf6, 0x80, 0x80}, "simple value"},
+		"three fields":       {[]byte{0x83, 0x00, 0x80, 0x80}, "number of elements"},
+		"five fields":        {[]byte{0x85, 0x00, 0x80, 0x80, 0x80, 0x00}, "number of elements"},
+		"non-minimal flags":  {[]byte{0x84, 0x18, 0x01, 0x80, 0x80, 0x80}, "shortest"},
+		"short ID":           {[]byte{0x84, 0x00, 0x80, 0x81, 0x4f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x80}, "ID"},
+		"grant of three":     {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x83, 0x50}, make([]byte, 16)...), 0x01, 0x01), "number of elements"},
+		"copies over a byte": {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, ids(1)[0][:]...), 0x19, 0x01, 0x00), "overflows"},
+		"negative copies":    {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, ids(1)[0][:]...), 0x20), "Grants"},
+		"indefinite":         {[]byte{0x84, 0x00, 0x9f, 0xff, 0x80, 0x80}, "indefinite"},
+		"trailing":           {append(append([]byte{}, good...), 0), "extraneous"},
+		"tag":                {[]byte{0xc0, 0x84, 0x00, 0x80, 0x80, 0x80}, "tag"},
+		"list head 4097":     {[]byte{0x84, 0x00, 0x99, 0x10, 0x01}, "exceeded max number of elements"},
+		"huge":               {make([]byte, maxSummaryLen+1), "larger than any valid"},
+		"map":                {[]byte{0xa0}, "cannot unmarshal"},
+	}
+	for name, c := range raw {
+		t.Run(name, func(t *testing.T) {
+			_, err := UnmarshalSummary(c.data)
+			checkMalformed(t, "UnmarshalSummary", err, c.mention)
+		})
+	}
+}
+
+func TestSummaryIsHopByHop(t *testing.T) {
+	p, _ := (&Summary{Delivered: ids(1)}).Marshal()
+	b := sample()
+	b.Kind, b.HopLimit, b.Payload = KindSummary, 0, p
+	raw := mustMarshal(t, b)
+	got, err := Unmarshal(raw)
+	if err != nil {
+		t.Fatalf("a summary bundle does not decode: %v", err)
+	}
+	if _, err := got.Aged(1); err == nil {
+		t.Fatal("a summary bundle could be aged for forwarding")
+	}
+	b.HopLimit = 1
+	if _, err := b.Marshal(); err == nil {
+		t.Fatal("a summary bundle with a hop limit was accepted")
+	}
+}

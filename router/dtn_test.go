@@ -1,0 +1,136 @@
+package router
+
+import (
+	"testing"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/store"
+	"github.com/ternmesh/tern/transports"
+)
+
+// held returns n's record of id, if it holds one.
+func held(n *testNode, id bundle.ID) (store.Record, bool) {
+	rec, err := n.st.Get(id)
+	return rec, err == nil
+}
+
+func copiesAt(n *testNode, id bundle.ID) int {
+	rec, ok := held(n, id)
+	if !ok {
+		return 0
+	}
+	return int(rec.Copies)
+}
+
+// meet joins two nodes for a contact; part ends it and waits until both
+// noticed.
+func meet(a, b *testNode) func(t *testing.T) {
+	la, _ := connect(a, b)
+	return func(t *testing.T) {
+		t.Helper()
+		la.Close()
+		eventually(t, "the contact ends on both sides", func() bool { return !a.r.isUp(b.addr) && !b.r.isUp(a.addr) })
+	}
+}
+
+// TestSprayOnContactReceiptClearsCopies: A holds a message for D and has
+// no route to it. A meets B, then C: each contact hands over half of A's
+// copy budget (16 -> B 8, C 4, A keeps 4), never the whole network's worth.
+// C then meets D, which gets the message once. D's receipt travels back
+// with the summaries: when C meets B, B drops its spare copy; when B meets
+// A, A drops its own. Nothing is left anywhere, and the budget was in the
+// store all along.
+func TestSprayOnContactReceiptClearsCopies(t *testing.T) {
+	a, b, c, d := newTestNode(t, 'A'), newTestNode(t, 'B'), newTestNode(t, 'C'), newTestNode(t, 'D')
+	msg := dataBundle(t, d.addr, "for D, whenever")
+	if err := a.r.Submit(msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := copiesAt(a, msg.ID); got != 16 {
+		t.Fatalf("A holds %d copies, want the budget of 16", got)
+	}
+
+	part := meet(a, b)
+	eventually(t, "A gives B half its copies", func() bool { return copiesAt(b, msg.ID) == 8 && copiesAt(a, msg.ID) == 8 })
+	part(t)
+	part = meet(a, c)
+	eventually(t, "A gives C half of what is left", func() bool { return copiesAt(c, msg.ID) == 4 && copiesAt(a, msg.ID) == 4 })
+	part(t)
+	if copiesAt(b, msg.ID)+copiesAt(c, msg.ID)+copiesAt(a, msg.ID) != 16 {
+		t.Fatalf("copies A %d B %d C %d: the budget of 16 was not conserved", copiesAt(a, msg.ID), copiesAt(b, msg.ID), copiesAt(c, msg.ID))
+	}
+	// The budget survives a restart of a holder.
+	b.stop()
+	b.start(t)
+	if got := copiesAt(b, msg.ID); got != 8 {
+		t.Fatalf("after a restart B holds %d copies, want 8", got)
+	}
+
+	part = meet(c, d)
+	waitArrival(t, d, "for D, whenever")
+	eventually(t, "C released its copy to D and heard the receipt", func() bool {
+		_, ok := held(c, msg.ID)
+		return !ok && c.r.Metrics().DTN.Receipts == 1
+	})
+	part(t)
+
+	part = meet(b, c)
+	eventually(t, "B drops its spare copy on C's receipt", func() bool { _, ok := held(b, msg.ID); return !ok })
+	part(t)
+	part = meet(a, b)
+	eventually(t, "A drops its spare copy on B's receipt", func() bool { _, ok := held(a, msg.ID); return !ok })
+	part(t)
+
+	if cl := a.r.Metrics().DTN.Cleared + b.r.Metrics().DTN.Cleared; cl != 2 {
+		t.Errorf("%d spare copies cleared by receipts, want A's and B's", cl)
+	}
+	if s := a.r.Metrics().DTN.Sprayed; s != 2 {
+		t.Errorf("A sprayed %d copies, want 2 (one per contact)", s)
+	}
+	for _, n := range []*testNode{a, b, c, d} {
+		if got := n.st.Stats().Bundles; got != 0 {
+			t.Errorf("%c still holds %d bundles", n.addr[0], got)
+		}
+	}
+	if got := d.r.Metrics().Total.Delivered; got != 1 {
+		t.Errorf("D delivered %d times, want once", got)
+	}
+}
+
+// TestSummariesOnlyToNeighboursThatSpeakThem: a neighbour that never sent
+// a summary (an older node, which rejects them) gets the one sent when the
+// link comes up and no notes after it; a neighbour that speaks them hears
+// of new receipts.
+func TestSummariesOnlyToNeighboursThatSpeakThem(t *testing.T) {
+	a, b := newTestNode(t, 'A'), newTestNode(t, 'B')
+	old := bundle.Addr{'O'}
+	la, lo := transports.NewMemPair(transports.MemOptions{AddrA: a.addr, AddrB: old, Authenticated: true})
+	spy := spyLink{Link: la, sent: make(chan []byte, 256)}
+	a.r.AddLink(spy)
+	go func() { // the old node reads and ignores everything
+		for {
+			if _, err := lo.Recv(t.Context()); err != nil {
+				return
+			}
+		}
+	}()
+	connect(a, b)
+	if err := a.r.Submit(dataBundle(t, a.addr, "local")); err != nil {
+		t.Fatal(err)
+	}
+	waitArrival(t, a, "local")
+	eventually(t, "B hears of the receipt", func() bool { return b.r.Metrics().DTN.Receipts == 1 })
+	a.r.mu.Lock()
+	on := a.r.nbrs[old]
+	a.r.mu.Unlock()
+	a.r.sendSummary(on, false) // a note, as notesLoop sends: must not go
+	summaries := 0
+	for len(spy.sent) > 0 {
+		if x, err := bundle.Unmarshal(<-spy.sent); err == nil && x.Kind == bundle.KindSummary {
+			summaries++
+		}
+	}
+	if summaries != 1 {
+		t.Fatalf("%d summaries went to a neighbour that never sent one, want only the first", summaries)
+	}
+}

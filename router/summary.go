@@ -1,0 +1,150 @@
+package router
+
+import (
+	"time"
+
+	"github.com/ternmesh/tern/bundle"
+)
+
+// Summaries (bundle.Summary, FORMAT.md) go between neighbours over links
+// that are not radios: a full one when a link comes up and with every
+// periodic announce (what this node holds, and the receipts it knows), and
+// notes in between (new receipts only, after SummaryDelay so that several
+// ride together; grants ahead of the bundles they belong to). Nodes that
+// predate summaries reject them, so only the full summary when a link
+// comes up goes to a neighbour that has not sent one.
+
+// summaryOverhead bounds the bundle header and the summary's own heads.
+const summaryOverhead = 128
+
+// sendSummary sends n a full summary (full) or a note of new receipts.
+func (r *Router) sendSummary(n *neighbour, full bool) {
+	l := n.summaryLink()
+	if l == nil {
+		return
+	}
+	n.mu.Lock()
+	speaks, sent := n.speaks, n.rcptSent
+	n.mu.Unlock()
+	if !full && !speaks {
+		return
+	}
+	room := min(l.MTU()-summaryOverhead, 2*bundle.MaxSummaryIDs*17) / 17
+	if room <= 0 {
+		return
+	}
+	s := bundle.Summary{}
+	r.dtn.mu.Lock()
+	if full {
+		// Every receipt known (the newest if they do not all fit), not
+		// only the new ones.
+		s.Flags = bundle.SummaryHeld
+		s.Delivered, sent = r.dtn.rcpt.newest(n.addr, min(room/2, bundle.MaxSummaryIDs))
+	} else {
+		s.Delivered, sent = r.dtn.rcpt.since(sent, n.addr, min(room, bundle.MaxSummaryIDs))
+	}
+	r.dtn.mu.Unlock()
+	if full {
+		s.Held = r.heldIDs(min(room-len(s.Delivered), bundle.MaxSummaryIDs))
+	}
+	if !full && len(s.Delivered) == 0 {
+		return
+	}
+	payload, err := s.Marshal()
+	if err == nil {
+		err = r.sendControl(l, n.addr, bundle.KindSummary, payload)
+	}
+	if err != nil {
+		if r.ctx.Err() == nil {
+			r.log.Debug("summary not sent", "neighbour", addrString(n.addr), "err", err)
+		}
+		return
+	}
+	n.mu.Lock()
+	if sent > n.rcptSent {
+		n.rcptSent = sent
+	}
+	n.mu.Unlock()
+}
+
+// heldIDs lists up to max IDs held here, delay-tolerant ones (unrouted,
+// parked) first.
+func (r *Router) heldIDs(max int) []bundle.ID {
+	seen := map[bundle.ID]bool{}
+	var out []bundle.ID
+	add := func(ids []bundle.ID, err error) {
+		for _, id := range ids {
+			if len(out) >= max {
+				return
+			}
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	add(r.cfg.Store.HopIDs(bundle.Addr{}, max))
+	add(r.cfg.Store.HopIDs(parked(), max))
+	if len(out) < max {
+		add(r.cfg.Store.IDs(max))
+	}
+	return out
+}
+
+// onSummary handles a summary from neighbour n.
+func (r *Router) onSummary(n *neighbour, s *bundle.Summary, now time.Time) {
+	n.mu.Lock()
+	first := !n.speaks
+	n.speaks = true
+	n.mu.Unlock()
+	if first {
+		r.log.Debug("neighbour speaks summaries", "neighbour", addrString(n.addr))
+	}
+	if len(s.Grants) > 0 {
+		r.dtn.addGrants(n.addr, s.Grants, now)
+	}
+	if len(s.Delivered) > 0 {
+		r.learnReceipts(n.addr, s.Delivered)
+	}
+	if s.Flags&bundle.SummaryHeld != 0 {
+		has := make(map[bundle.ID]bool, len(s.Held))
+		for _, id := range s.Held {
+			has[id] = true
+		}
+		r.contact(n, has)
+	}
+}
+
+// notesLoop sends new receipts to every neighbour that speaks summaries,
+// at most once per SummaryDelay.
+func (r *Router) notesLoop() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.notes:
+		}
+		t := time.NewTimer(r.cfg.SummaryDelay)
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		for _, n := range r.neighbours() {
+			r.sendSummary(n, false)
+		}
+	}
+}
+
+// neighbours lists the neighbours known now.
+func (r *Router) neighbours() []*neighbour {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*neighbour, 0, len(r.nbrs))
+	for _, n := range r.nbrs {
+		out = append(out, n)
+	}
+	return out
+}
