@@ -26,8 +26,13 @@ const (
 	// first). A receiver may then hand over copies of what the list lacks.
 	// Without it Held must be empty: the summary only carries receipts
 	// and grants, and says nothing about what the sender lacks.
-	SummaryHeld  uint8 = 1 << 0
-	summaryFlags       = SummaryHeld
+	SummaryHeld uint8 = 1 << 0
+	// SummaryEcho asks the receiver to answer at once with an empty
+	// summary over the same link: a probe of a link that stopped
+	// returning custody acks (the router's silent links), so that traffic
+	// moves back to it as soon as it carries frames both ways again.
+	SummaryEcho  uint8 = 1 << 1
+	summaryFlags       = SummaryHeld | SummaryEcho
 )
 
 var decSummary = mustDecMode(MaxSummaryIDs)
@@ -39,7 +44,7 @@ var decSummary = mustDecMode(MaxSummaryIDs)
 type Summary struct {
 	_ struct{} `cbor:",toarray"`
 
-	// Flags: SummaryHeld or 0; other bits must be 0.
+	// Flags: SummaryHeld and SummaryEcho, or 0; other bits must be 0.
 	Flags uint8
 	// Held lists IDs of bundles the sender holds (only with SummaryHeld).
 	Held []ID

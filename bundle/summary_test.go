@@ -60,7 +60,7 @@ func TestSummaryValidation(t *testing.T) {
 		s       *Summary
 		mention string
 	}{
-		"unknown flag":        {&Summary{Flags: 2}, "Flags"},
+		"unknown flag":        {&Summary{Flags: 4}, "Flags"},
 		"held without flag":   {&Summary{Held: ids(1)}, "SummaryHeld"},
 		"too many held":       {&Summary{Flags: SummaryHeld, Held: ids(MaxSummaryIDs + 1)}, "Held IDs, over"},
 		"too many delivered":  {&Summary{Delivered: ids(MaxSummaryIDs + 1)}, "Delivered IDs, over"},

@@ -49,6 +49,9 @@ type PeerInfo struct {
 	Queued    int       `json:"queued"`
 	InFlight  int       `json:"in_flight"`
 	Counters  Counters  `json:"counters"`
+	// Silent lists links to the neighbour that stopped returning custody
+	// acks while another carries the traffic (by their Peer().Remote).
+	Silent []string `json:"silent,omitempty"`
 	// Radio is set for a neighbour heard over a radio (LoRa, packet radio).
 	Radio *transports.RadioInfo `json:"radio,omitempty"`
 }
@@ -183,6 +186,9 @@ func (r *Router) Peers() []PeerInfo {
 		pi := PeerInfo{Neighbour: addrString(n.addr), State: "down", InFlight: len(n.inflight)}
 		for _, ls := range n.links {
 			pi.State, pi.Since, pi.Remote = "up", ls.since, ls.l.Peer().Remote
+			if ls.silent {
+				pi.Silent = append(pi.Silent, ls.l.Peer().Remote)
+			}
 			if rl, ok := ls.l.(transports.RadioLink); ok {
 				ri := rl.RadioInfo()
 				pi.Radio = &ri

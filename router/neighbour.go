@@ -36,6 +36,14 @@ type neighbour struct {
 type linkState struct {
 	l     transports.Link
 	since time.Time
+	// silent is set when a custody ack did not come back over this link
+	// while the neighbour has another one. A path that dies without
+	// closing (the Wi-Fi or the internet gone, packets dropped) looks up
+	// until its idle timeout, so retries take the next link at once rather
+	// than waiting for that. Any frame heard on the link clears it; its
+	// control traffic (announces, summaries) keeps probing it meanwhile.
+	silent bool
+	probed time.Time // when an echo request last went over it (silent only)
 }
 
 // flight is a bundle sent to this neighbour and not yet acknowledged.
@@ -51,6 +59,8 @@ type flight struct {
 	// acked is set while the custody ack is applied to the store, so the
 	// sender neither resends nor forgets it meanwhile.
 	acked bool
+	// link is the link it last went on.
+	link transports.Link
 }
 
 func (n *neighbour) up() bool {
@@ -105,6 +115,15 @@ func (n *neighbour) linkFor(k bundle.Kind, size int) transports.Link {
 }
 
 func (n *neighbour) chooseLocked(class policy.Class, size int, enc bool) transports.Link {
+	if l := n.chooseAmong(class, size, enc, false); l != nil {
+		return l
+	}
+	return n.chooseAmong(class, size, enc, true) // every usable link is silent: try them anyway
+}
+
+// chooseAmong is chooseLocked over the links that are not silent, or over
+// all of them.
+func (n *neighbour) chooseAmong(class policy.Class, size int, enc, silentToo bool) transports.Link {
 	if len(n.links) == 1 { // the common case, without building slices
 		l := n.links[0].l
 		if _, ok := policy.Cost(linkMetrics(l), class, size, enc); ok && l.MTU() >= size {
@@ -116,7 +135,7 @@ func (n *neighbour) chooseLocked(class policy.Class, size int, enc bool) transpo
 	ls := make([]transports.Link, 0, len(n.links))
 	for i := len(n.links) - 1; i >= 0; i-- { // newest first: ties go to it
 		l := n.links[i].l
-		if l.MTU() < size {
+		if l.MTU() < size || n.links[i].silent && !silentToo {
 			continue
 		}
 		ms, ls = append(ms, linkMetrics(l)), append(ls, l)
@@ -125,6 +144,55 @@ func (n *neighbour) chooseLocked(class policy.Class, size int, enc bool) transpo
 		return ls[i]
 	}
 	return nil
+}
+
+// markSilent records that a custody ack sent over l is overdue: while n
+// has another link, bundles take that one (see linkState.silent). It
+// reports whether the mark is new.
+func (n *neighbour) markSilent(l transports.Link) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.links) < 2 {
+		return false
+	}
+	for _, ls := range n.links {
+		if ls.l == l && !ls.silent {
+			ls.silent = true
+			return true
+		}
+	}
+	return false
+}
+
+// dueProbes returns the silent links not probed since before, and marks
+// them probed at now.
+func (n *neighbour) dueProbes(before, now time.Time) []transports.Link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []transports.Link
+	for _, ls := range n.links {
+		if ls.silent && ls.probed.Before(before) {
+			ls.probed = now
+			out = append(out, ls.l)
+		}
+	}
+	return out
+}
+
+// heard clears l's silent mark; it reports whether there was one.
+func (n *neighbour) heard(l transports.Link) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ls := range n.links {
+		if ls.l == l && ls.silent {
+			ls.silent = false
+			for _, f := range n.inflight {
+				f.deadline = time.Time{} // back on the better link at once
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // usable reports whether n is up with a link that may carry a bundle of
@@ -298,6 +366,10 @@ func (r *Router) processFrames(n *neighbour, l transports.Link, frames <-chan []
 func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 	now := r.cfg.Now()
 	radio := isRadio(l)
+	if n.heard(l) {
+		r.log.Info("link answers again; bundles may take it", "neighbour", addrString(n.addr), "remote", l.Peer().Remote)
+		wake(n.wake)
+	}
 	var recs []store.Record
 	var acks, acked []bundle.ID
 	for _, f := range frames {
@@ -333,7 +405,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 				r.log.Warn("dropped malformed summary from neighbour", "neighbour", addrString(n.addr), "err", err)
 				continue
 			}
-			r.onSummary(n, s, now)
+			r.onSummary(n, l, s, now)
 			continue
 		}
 		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.in })
@@ -594,4 +666,16 @@ func (o *origins) get(id bundle.ID) (bundle.Addr, bool) {
 	defer o.mu.Unlock()
 	a, ok := o.m[id]
 	return a, ok
+}
+
+// hasSilent reports whether any link to n is marked silent.
+func (n *neighbour) hasSilent() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ls := range n.links {
+		if ls.silent {
+			return true
+		}
+	}
+	return false
 }

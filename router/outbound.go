@@ -88,6 +88,9 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			expired = append(expired, rec.ID)
 			continue
 		}
+		if f != nil && f.link != nil && n.markSilent(f.link) {
+			r.log.Warn("no custody ack over a link; resending over another", "neighbour", addrString(n.addr), "remote", f.link.Peer().Remote, "bundle", rec.ID.String())
+		}
 		l := n.linkFor(kind, len(frame))
 		if spray && (l == nil || isRadio(l)) {
 			r.dropSpray(n, rec.ID) // copies never go on air; decided again next contact
@@ -147,6 +150,18 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			}
 		}
 	}
+	// Silent links are probed while they are silent: the answer moves
+	// traffic back to them (linkState.silent).
+	// Only to neighbours that speak summaries (older nodes reject them);
+	// for the others the link's own idle timeout decides.
+	for _, l := range n.dueProbes(now.Add(-r.cfg.RetryMin), now) {
+		if speaks {
+			r.sendEcho(n, l, bundle.SummaryEcho)
+		}
+	}
+	if speaks && n.hasSilent() {
+		next = earliest(next, now.Add(r.cfg.RetryMin))
+	}
 	for _, o := range due {
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 		err := o.l.Send(ctx, o.frame)
@@ -166,7 +181,7 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			n.inflight[o.rec.ID] = f
 		}
 		f.attempts++
-		f.medium = transports.MediumOf(o.l)
+		f.medium, f.link = transports.MediumOf(o.l), o.l
 		f.deadline = now.Add(r.backoff(f.attempts))
 		next = earliest(next, f.deadline)
 		n.mu.Unlock()

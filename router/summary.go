@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/transports"
 )
 
 // Summaries (bundle.Summary, FORMAT.md) go between neighbours over links
@@ -92,7 +93,10 @@ func (r *Router) heldIDs(max int) []bundle.ID {
 }
 
 // onSummary handles a summary from neighbour n.
-func (r *Router) onSummary(n *neighbour, s *bundle.Summary, now time.Time) {
+func (r *Router) onSummary(n *neighbour, l transports.Link, s *bundle.Summary, now time.Time) {
+	if s.Flags&bundle.SummaryEcho != 0 {
+		r.sendEcho(n, l, 0)
+	}
 	n.mu.Lock()
 	first := !n.speaks
 	n.speaks = true
@@ -147,4 +151,16 @@ func (r *Router) neighbours() []*neighbour {
 		out = append(out, n)
 	}
 	return out
+}
+
+// sendEcho sends an empty summary over l, with flags (0 to answer a probe,
+// bundle.SummaryEcho to probe a silent link).
+func (r *Router) sendEcho(n *neighbour, l transports.Link, flags uint8) {
+	p, err := (&bundle.Summary{Flags: flags}).Marshal()
+	if err == nil {
+		err = r.sendControl(l, n.addr, bundle.KindSummary, p)
+	}
+	if err != nil && r.ctx.Err() == nil {
+		r.log.Debug("echo summary not sent", "neighbour", addrString(n.addr), "err", err)
+	}
 }

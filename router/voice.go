@@ -304,9 +304,11 @@ func (r *Router) voicePath(dest, exclude bundle.Addr) (*voiceLink, error) {
 // reached only over radio or clear-only links.
 func (r *Router) voiceLinkOf(n *neighbour) (*voiceLink, bool) {
 	n.mu.Lock()
-	links := make([]transports.Link, len(n.links))
-	for i, ls := range n.links {
-		links[i] = ls.l
+	links := make([]transports.Link, 0, len(n.links))
+	for _, ls := range n.links {
+		if !ls.silent { // custody acks stopped coming over it: voice would be lost too
+			links = append(links, ls.l)
+		}
 	}
 	n.mu.Unlock()
 	var best *voiceLink

@@ -245,7 +245,11 @@ func printPeers(out io.Writer, ps []router.PeerInfo) {
 		if len(nb) > 8 {
 			nb = nb[:8]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%dB\t%dB\t%d\t%s\n", link, nb, p.State, p.RTTMillis, p.BytesIn, p.BytesOut, p.Queued, p.Error)
+		note := p.Error
+		if len(p.Silent) > 0 {
+			note = strings.TrimSpace(note + " no answer over " + strings.Join(p.Silent, ", ") + ": traffic takes another link until it answers")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%dB\t%dB\t%d\t%s\n", link, nb, p.State, p.RTTMillis, p.BytesIn, p.BytesOut, p.Queued, note)
 	}
 	tw.Flush()
 	for _, p := range ps {

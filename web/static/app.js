@@ -535,6 +535,7 @@
       badge.dataset.state = p.state;
       st.append(badge);
       if (p.error && p.state !== 'up') st.append(el('div', 'muted small', p.error));
+      if (p.silent && p.silent.length) st.append(el('div', 'muted small silent', 'No answer over ' + p.silent.join(', ') + ': messages take another link until it answers'));
       tr.append(who, st,
         el('td', '', p.state === 'up' && p.rtt_ms ? p.rtt_ms.toFixed(1) + ' ms' : '\u2013'),
         el('td', '', fmtBytes(p.bytes_in || 0) + ' / ' + fmtBytes(p.bytes_out || 0)),

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ternmesh/tern/api"
+	"github.com/ternmesh/tern/lora/modememu"
+	"github.com/ternmesh/tern/lora/radiosim"
+	"github.com/ternmesh/tern/router"
+)
+
+// TestWebUIChatMovesToRadioWhenQUICIsCut is issue 8's path acceptance: Alice
+// (in a browser) and Bob reach each other over QUIC (through a UDP relay
+// the test can cut) and over LoRa (emulated RNodes on one channel). With the
+// conversation open, a message goes over the internet path; then the QUIC
+// path is cut: the next messages, both ways, travel over LoRa and the page
+// says so on each bubble; a call attempt explains why voice is unavailable;
+// when QUIC comes back, messages take it again.
+func TestWebUIChatMovesToRadioWhenQUICIsCut(t *testing.T) {
+	chromiumPath(t)
+	air := modememu.NewAir(radiosim.Config{Seed: 5}, 20)
+	t.Cleanup(air.Close)
+	ea, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "b", X: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ea.Unplug)
+	t.Cleanup(eb.Unplug)
+	const q = "?freq=869.525&bw=125&sf=7&cr=5&txp=14"
+	a, linkA := startWebDaemon(t, "alice", "--link", "rnode://"+ea.Path()+q)
+	b := startDaemon(t, "bob", "--link", "rnode://"+eb.Path()+q)
+	defer func() {
+		if t.Failed() {
+			pa, _ := a.cli("peers")
+			t.Logf("alice peers:\n%s\nalice log:\n%s\nbob log:\n%s", pa, a.logText(), b.logText())
+		}
+	}()
+	b.addContact(a)
+	ba := newBrowser(t, "alice's browser")
+	ba.onboard(linkA, "Alice")
+	ba.addContact(b.card(), "bob")
+	proxy := startLossyProxy(t, strings.TrimPrefix(b.quic, "quic://"))
+	a.do("POST", "/v1/peers", api.AddPeer{URL: "quic://" + proxy.addr() + "?id=" + b.addr}, nil)
+	waitFor(t, "alice has a live route to bob", func() bool { return a.hasRoute(b) })
+
+	ba.openChat("bob")
+	sentOver := func(text, medium string) {
+		t.Helper()
+		ba.until(text+" delivered "+medium, bubbleJS("out", text, `/Delivered|Read/.test(li.querySelector('.status').textContent) && li.querySelector('.status').textContent.includes('via `+medium+`')`))
+	}
+	ba.send("first, over the internet")
+	sentOver("first, over the internet", "LAN")
+
+	proxy.setLoss(100)
+	cut := time.Now()
+	ba.send("second, after the cut")
+	sentOver("second, after the cut", "LoRa")
+	t.Logf("first message after the cut delivered over LoRa %v after the cut", time.Since(cut).Round(100*time.Millisecond))
+	b.do("POST", "/v1/messages", api.Send{To: "alice", Text: "bob here, over the radio"}, nil)
+	ba.until("bob's reply shown as come via LoRa", bubbleJS("in", "bob here, over the radio", `li.textContent.includes('via LoRa')`))
+
+	if out, err := a.cli("peers"); err != nil || !strings.Contains(out, "no answer over quic://") {
+		t.Errorf("tern peers does not say the QUIC link stopped answering: %v\n%s", err, out)
+	}
+	ba.do("see the network page say so", click("#nav-network"), visible("#links .silent"))
+	ba.openChat("bob")
+	ba.do("press Call", click("#chat-call"), visible("#call-panel #call-error"))
+	if msg := ba.text("#call-error"); !strings.HasPrefix(msg, "Voice needs an internet or LAN path") {
+		t.Errorf("with only the radio left, the call panel says %q", msg)
+	}
+	ba.do("close the call panel", click("#call-close"), visible("#composer-text"))
+
+	proxy.setLoss(0)
+	back := time.Now()
+	waitFor(t, "alice's QUIC link to bob answers again", func() bool {
+		var peers []router.PeerInfo
+		a.do("GET", "/v1/peers", nil, &peers)
+		for _, p := range peers {
+			if strings.HasPrefix(p.URL, "quic://") && p.State == "up" && len(p.Silent) == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	ba.send("third, internet back")
+	sentOver("third, internet back", "LAN")
+	t.Logf("QUIC carried messages again %v after it came back", time.Since(back).Round(100*time.Millisecond))
+	ba.screenshot("path-change.png")
+	if recs := b.history("alice"); len(incomingTexts(recs)) != 3 {
+		t.Errorf("bob has %d messages from alice, want each of the 3 once: %v", len(incomingTexts(recs)), incomingTexts(recs))
+	}
+}
