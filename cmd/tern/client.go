@@ -287,7 +287,14 @@ func printStatus(out io.Writer, st api.Status) {
 			if !r.Live {
 				state = "stale"
 			}
-			fmt.Fprintf(out, "  %x via %x  %d hops  %s\n", r.Dest[:4], r.Via[:4], r.Hops, state)
+			if r.Penalty > 0 {
+				state += fmt.Sprintf(", penalised +%d (its routes did not deliver)", r.Penalty)
+			}
+			if !r.Feasible {
+				state += ", fallback only (not announced)"
+			}
+			// The metric is in cost units: 1 per wired hop, 2-4 per radio hop.
+			fmt.Fprintf(out, "  %x via %x  cost %d  %s\n", r.Dest[:4], r.Via[:4], r.Hops, state)
 		}
 	}
 }
