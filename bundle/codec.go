@@ -116,7 +116,7 @@ func (k Kind) String() string {
 func (k Kind) HopByHop() bool { return k == KindCustodyAck || k == KindAnnounce }
 
 // knownFlags is every flag bit version 1 defines.
-const knownFlags = FlagClockUnsynced | FlagOverAirClear | FlagDerivedID
+const knownFlags = FlagClockUnsynced | FlagOverAirClear | FlagDerivedID | FlagBulk
 
 // NewID draws a fresh random bundle ID from rand (crypto/rand.Reader in
 // production, a seeded source in simulations).

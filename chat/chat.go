@@ -225,6 +225,9 @@ type SendOptions struct {
 	// may cross amateur-radio links (where encryption is forbidden). Every
 	// relay can read it. Never set without the user asking.
 	OverAirClear bool
+	// Bulk marks the bundle as bulk data (bundle.FlagBulk, for file
+	// chunks): the router keeps it off radio links.
+	Bulk bool
 }
 
 // SendWith is Send with options.

@@ -58,15 +58,16 @@ func (n *neighbour) link() transports.Link {
 // link that is not a shared radio comes first, then the shortest measured
 // round trip (a neighbour seen on the LAN and over the internet is reached
 // over the LAN), then the newest. When the chosen link dies the next one
-// takes over, and custody resends what was in flight.
-func (n *neighbour) linkFor(k bundle.Kind) transports.Link {
+// takes over, and custody resends what was in flight. A bulk bundle
+// (bundle.FlagBulk) never goes on a radio link.
+func (n *neighbour) linkFor(k bundle.Kind, f bundle.Flags) transports.Link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var best transports.Link
 	var bestKey [2]float64
 	for i := len(n.links) - 1; i >= 0; i-- {
 		l := n.links[i].l
-		if k == bundle.KindData && transports.IsClearOnly(l) {
+		if k == bundle.KindData && transports.IsClearOnly(l) || heldOffRadio(l, f) {
 			continue
 		}
 		key := [2]float64{0, math.Inf(1)} // [radio?, rtt]

@@ -61,15 +61,16 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			next = earliest(next, f.deadline)
 			continue
 		}
-		frame, kind, err := r.prepare(rec, now)
+		frame, kind, flags, err := r.prepare(rec, now)
 		if err != nil {
 			expired = append(expired, rec.ID)
 			continue
 		}
-		l := n.linkFor(kind)
+		l := n.linkFor(kind, flags)
 		if l == nil {
 			// Only clear-only links to this neighbour: an encrypted
-			// bundle never goes there. It waits; reroute finds another way.
+			// bundle never goes there (nor a bulk one on radio: bulk.go).
+			// It waits; reroute finds another way.
 			continue
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
@@ -119,18 +120,18 @@ func (r *Router) dropExpired(ids []bundle.ID) {
 
 // prepare re-encodes a stored bundle for the next hop: age advanced by the
 // time held here, hop limit decremented.
-func (r *Router) prepare(rec store.Record, now time.Time) ([]byte, bundle.Kind, error) {
+func (r *Router) prepare(rec store.Record, now time.Time) ([]byte, bundle.Kind, bundle.Flags, error) {
 	b, err := bundle.Unmarshal(rec.Raw)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	held := time.Duration(max(now.UnixMilli()-rec.Received, 0)) * time.Millisecond
 	aged, err := b.Aged(held)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	raw, err := aged.Marshal()
-	return raw, b.Kind, err
+	return raw, b.Kind, b.Flags, err
 }
 
 func (r *Router) backoff(attempt int) time.Duration {
