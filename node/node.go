@@ -22,6 +22,7 @@ import (
 	"github.com/ternmesh/tern/bundle"
 	"github.com/ternmesh/tern/chat"
 	"github.com/ternmesh/tern/crypto"
+	"github.com/ternmesh/tern/files"
 	"github.com/ternmesh/tern/router"
 	"github.com/ternmesh/tern/store"
 	"github.com/ternmesh/tern/transports"
@@ -38,6 +39,7 @@ type Config struct {
 	Now     func() time.Time
 	Store   store.Options
 	Router  router.Config // tuning only; the node fills in the wiring
+	Files   files.Config  // tuning only (chunk size, window, retry)
 }
 
 // Node is one running Tern node.
@@ -50,6 +52,7 @@ type Node struct {
 	box    *crypto.Box
 	router *router.Router
 	chat   *chat.App
+	files  *files.Service
 	links  *store.KV
 
 	radios      map[string]RadioOpener
@@ -180,6 +183,10 @@ func (n *Node) Start(l Links, urls []string) error {
 	n.router = r
 	app = chat.New(chat.Config{Identity: n.id, Box: n.box, Store: n.store, Router: r, Now: n.cfg.Now, Logger: n.log})
 	n.chat = app
+	if err := n.startFiles(app, r); err != nil {
+		r.Close()
+		return err
+	}
 	for _, ln := range l.Listeners {
 		n.log.Info("listening", "addr", ln.Addr())
 		r.Serve(ln)
@@ -280,6 +287,9 @@ func (n *Node) Close() error {
 	}
 	if n.router != nil {
 		n.router.Close()
+	}
+	if n.files != nil {
+		n.files.Close()
 	}
 	n.wg.Wait()
 	return n.store.Close()

@@ -24,8 +24,9 @@ func TestImportDirection(t *testing.T) {
 		"mdns":       {"mdns"},
 		"web":        {},
 		"chat":       {"bundle", "crypto", "message", "router", "store"},
-		"node":       {"bundle", "chat", "crypto", "router", "store", "transports"},
-		"api":        {"chat", "crypto", "node", "router"},
+		"files":      {"bundle", "chat", "crypto", "message", "router", "store"},
+		"node":       {"bundle", "chat", "crypto", "files", "message", "router", "store", "transports"},
+		"api":        {"chat", "crypto", "files", "node", "router"},
 		"cmd":        {""}, // wires everything
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, mod+"...").CombinedOutput()
