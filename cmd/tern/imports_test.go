@@ -26,7 +26,7 @@ func TestImportDirection(t *testing.T) {
 		"chat":       {"bundle", "crypto", "message", "router", "store"},
 		"files":      {"bundle", "chat", "crypto", "message", "router", "store"},
 		"node":       {"bundle", "chat", "crypto", "files", "message", "router", "store", "transports"},
-		"api":        {"chat", "crypto", "files", "node", "router"},
+		"api":        {"bundle", "chat", "crypto", "files", "node", "router"},
 		"cmd":        {""}, // wires everything
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, mod+"...").CombinedOutput()

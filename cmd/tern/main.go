@@ -32,6 +32,11 @@ Usage:
   tern send <contact> <text>
   tern chat <contact>              interactive chat with receipts
   tern inbox [--peer CONTACT] [--limit N]
+  tern file send <contact> <path> [--over-radio]
+                                   send a file, with a progress bar (Ctrl-C leaves it to the daemon)
+  tern files                       file transfers: progress, state
+  tern file get <id> [dest]        save a received file
+  tern file cancel <id>            stop a transfer (or forget a finished one)
   tern hw list                     known LoRa boards and their pins, serial ports
   tern hw probe <board>[?pins]     check that a LoRa HAT answers
   tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>
@@ -80,7 +85,7 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "contact" || cmd == "peer" {
+	if cmd == "contact" || cmd == "peer" || cmd == "file" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return fmt.Errorf("`tern %s` needs a subcommand: see `tern help`", cmd)
 		}
@@ -97,6 +102,8 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return cmdSim(ctx, rest, out)
 	case "id", "sas", "contact add", "contacts", "peer add", "peer rm", "peers", "status", "send", "chat", "inbox":
 		return clientCommand(ctx, cmd, rest, in, out)
+	case "file send", "file get", "file cancel", "files":
+		return fileCommand(ctx, cmd, rest, out)
 	}
 	return fmt.Errorf("unknown command %q: see `tern help`", cmd)
 }
