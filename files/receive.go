@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ternmesh/tern/chat"
 	"github.com/ternmesh/tern/crypto"
@@ -143,6 +144,13 @@ func (s *Service) refuse(to crypto.Address, wire [16]byte, why string) {
 	}
 }
 
+// Acks gather: one goes when ackEvery new chunks are held, and otherwise
+// at most every ackLinger.
+const (
+	ackEvery  = 8
+	ackLinger = 20 * time.Millisecond
+)
+
 // commit is a chunk written to the partial file, waiting for the fsync
 // and the record that make it held.
 type commit struct {
@@ -240,6 +248,8 @@ func (s *Service) commitChunk(t *transfer, index uint32) error {
 // the file once every chunk is in, and sends the final answer.
 func (s *Service) ackLoop(t *transfer) {
 	defer s.wg.Done()
+	linger := time.NewTimer(time.Hour)
+	defer linger.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -248,9 +258,21 @@ func (s *Service) ackLoop(t *transfer) {
 		}
 		t.mu.Lock()
 		complete := !t.rec.final() && t.rec.Have.Count() == uint64(t.rec.Chunks)
+		fresh := t.rec.Have.Count() - min(t.acked, t.rec.Have.Count())
+		wait := ackLinger - time.Since(t.ackedAt)
 		t.mu.Unlock()
 		if complete {
 			s.finish(t)
+		} else if fresh > 0 && fresh < ackEvery && wait > 0 {
+			// Acks go at most every ackLinger unless ackEvery chunks
+			// are new: one ack for several saves disk writes on both
+			// sides.
+			linger.Reset(wait)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-linger.C:
+			}
 		}
 		s.sendAck(t)
 		t.mu.Lock()
@@ -277,6 +299,7 @@ func (s *Service) sendAck(t *transfer) {
 		}
 	}
 	peer := r.Peer
+	t.acked, t.ackedAt = r.Have.Count(), time.Now()
 	t.mu.Unlock()
 	data, err := a.Marshal()
 	if err == nil {

@@ -214,10 +214,14 @@ func (s *Service) pumpOnce(t *transfer) (next time.Time, final bool) {
 		t.file = f
 	}
 	src := t.file
-	t.mu.Unlock()
 	if len(jobs) == 0 {
+		if t.dirty {
+			s.saveProgress(t)
+		}
+		t.mu.Unlock()
 		return next, false
 	}
+	t.mu.Unlock()
 
 	var wg sync.WaitGroup
 	work := make(chan *sendJob)
@@ -263,14 +267,38 @@ func (s *Service) pumpOnce(t *transfer) (next time.Time, final bool) {
 		}
 		next = earliest(next, due(f))
 	}
-	if err := s.save(t); err != nil {
-		s.log.Error("saving transfer progress failed", "transfer", hex.EncodeToString(t.key[:]), "err", err)
-	}
+	s.saveProgress(t)
 	if firstErr != nil {
 		s.log.Warn("file send failed; will retry", "transfer", hex.EncodeToString(t.key[:]), "to", peer.Short(), "err", firstErr)
 		return earliest(next, now.Add(errRetry)), false
 	}
 	return next, false
+}
+
+// saveProgress saves an outgoing transfer's record; call with t.mu held.
+func (s *Service) saveProgress(t *transfer) {
+	if err := s.save(t); err != nil {
+		s.log.Error("saving transfer progress failed", "transfer", hex.EncodeToString(t.key[:]), "err", err)
+		return
+	}
+	t.dirty = false
+}
+
+// resume asks the receiver of a transfer under way what it holds, by
+// offering again: its ack then lists every chunk it has, including those
+// acknowledged before a crash and not yet saved here.
+func (s *Service) resume(t *transfer) {
+	t.mu.Lock()
+	r := &t.rec
+	if r.Incoming || r.final() || !r.Accepted {
+		t.mu.Unlock()
+		return
+	}
+	o := s.offerOf(r)
+	t.mu.Unlock()
+	if _, err := s.sendOne(r.Peer, o, nil, -1, false, nil); err != nil {
+		s.log.Warn("cannot ask the receiver where a transfer stands", "to", r.Peer.Short(), "err", err)
+	}
 }
 
 func cmpErr(a, b error) error {
@@ -363,8 +391,15 @@ func (s *Service) onAck(t *transfer, a *Ack) {
 	case AckRefused:
 		r.State, r.Error, r.Flights, r.Offer = StateFailed, "refused by the receiver: "+a.Reason, nil, nil
 	}
-	if err := s.save(t); err != nil {
-		s.log.Error("saving transfer progress failed", "transfer", hex.EncodeToString(t.key[:]), "err", err)
+	// Progress is saved by the pump's next round (one write per round, not
+	// per ack); a state change is saved now. Progress lost in a crash is
+	// asked for again by the resume offer (see resume).
+	if before != r.State {
+		if err := s.save(t); err != nil {
+			s.log.Error("saving transfer progress failed", "transfer", hex.EncodeToString(t.key[:]), "err", err)
+		}
+	} else {
+		t.dirty = true
 	}
 	if r.final() {
 		s.releaseLocked(t)

@@ -191,7 +191,10 @@ type transfer struct {
 	finishing bool
 
 	lastEvent time.Time
-	eventDue  bool // a trailing event is scheduled
+	eventDue  bool      // a trailing event is scheduled
+	dirty     bool      // outgoing: acknowledged progress not yet saved
+	acked     uint64    // incoming: chunks held when the last ack went
+	ackedAt   time.Time // and when (wall clock: it only paces acks)
 }
 
 // Service is the file application of one node. Its methods are safe for
@@ -276,6 +279,7 @@ func New(cfg Config) (*Service, error) {
 	for _, t := range resume {
 		s.start(t)
 	}
+	go s.resumeAll(resume)
 	return s, nil
 }
 
@@ -293,6 +297,15 @@ func (s *Service) start(t *transfer) {
 		go s.pump(t)
 	}
 	poke(t.wake)
+}
+
+// resumeAll runs resume for the outgoing transfers loaded at start.
+func (s *Service) resumeAll(ts []*transfer) {
+	for _, t := range ts {
+		if !t.rec.Incoming {
+			s.resume(t)
+		}
+	}
 }
 
 // Close stops the pumps and closes open files. Transfers resume at the

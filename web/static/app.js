@@ -54,6 +54,8 @@
     peers: [],
     online: true,
   };
+  // Feature scripts (files.js) add to the conversation and follow events.
+  const hooks = { render: [], event: [] };
 
   const short = (a) => (a || '').slice(0, 8);
   function nameOf(addr) {
@@ -309,6 +311,7 @@
   function bubble(r) {
     const li = el('li', 'msg ' + (r.incoming ? 'in' : 'out'));
     li.dataset.id = r.id;
+    li.dataset.time = r.received;
     li.dataset.state = r.state;
     const b = el('div', 'bubble');
     b.append(el('p', 'text', r.text));
@@ -343,6 +346,7 @@
     const recs = S.history.get(S.open) || [];
     list.replaceChildren(...recs.map(bubble));
     if (!recs.length) list.append(el('li', 'muted empty', 'No messages yet. Say hello!'));
+    for (const h of hooks.render) h(list, S.open);
     if (atEnd || S.forceScroll) list.scrollTop = list.scrollHeight;
     S.forceScroll = false;
   }
@@ -389,6 +393,7 @@
 
   // ---- live events --------------------------------------------------------
   function onEvent(e) {
+    for (const h of hooks.event) h(e);
     const r = e.message;
     if (!r || !r.peer) return;
     upsert(r);
@@ -527,6 +532,8 @@
     if (S.view === 'network') refreshNetwork();
     refreshNetSummary();
   }, 2000);
+
+  window.tern = { api, authHeaders, el, fmtBytes, fmtTime, banner, nameOf, state: S, hooks, renderMessages };
 
   // ---- start --------------------------------------------------------------
   async function start() {
