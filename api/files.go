@@ -106,6 +106,9 @@ func (s *server) sendFile(w http.ResponseWriter, r *http.Request) {
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		fail(w, http.StatusBadRequest, fmt.Errorf("%s is a directory: send one file at a time (or an archive of the directory)", req.Path))
 		return
+	} else if err != nil || !st.Mode().IsRegular() {
+		fail(w, http.StatusBadRequest, fmt.Errorf("%s is not a regular file (a device, a pipe?): send a file", req.Path))
+		return
 	}
 	name := req.Name
 	if name == "" {
