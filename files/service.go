@@ -279,6 +279,7 @@ func New(cfg Config) (*Service, error) {
 	for _, t := range resume {
 		s.start(t)
 	}
+	s.wg.Add(1)
 	go s.resumeAll(resume)
 	return s, nil
 }
@@ -301,8 +302,9 @@ func (s *Service) start(t *transfer) {
 
 // resumeAll runs resume for the outgoing transfers loaded at start.
 func (s *Service) resumeAll(ts []*transfer) {
+	defer s.wg.Done()
 	for _, t := range ts {
-		if !t.rec.Incoming {
+		if s.ctx.Err() == nil && !t.rec.Incoming {
 			s.resume(t)
 		}
 	}
