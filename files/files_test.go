@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ternmesh/tern/bundle"
 	"github.com/ternmesh/tern/crypto"
 )
 
@@ -407,5 +409,40 @@ func TestFormatDoc(t *testing.T) {
 	full, _ := (&Chunk{ID: id, Data: make([]byte, DefaultChunkSize)}).Marshal()
 	if len(full) != 49_173 || len(full) > 64<<10 {
 		t.Errorf("a 48 KiB chunk encodes to %d bytes", len(full))
+	}
+}
+
+// radioOnly says every path is a radio link.
+type radioOnly struct{}
+
+func (radioOnly) BulkProblem(dest bundle.Addr, size int64) string {
+	return "held off radio: a file transfer of " + strconv.FormatInt(size, 10) + " B would take about 1h of airtime; send it with --over-radio to allow it"
+}
+
+func TestHeldOffRadioUntilTheUserAllowsIt(t *testing.T) {
+	net := newFakeNet(t)
+	clk := &clock{t: t0}
+	cfg := smallCfg
+	cfg.Paths = radioOnly{}
+	a, b := newPeer(t, net, 'a', clk, cfg), newPeer(t, net, 'b', clk, smallCfg)
+	net.drop = func(s sent) bool { _, ok := s.msg.(*Chunk); return ok && s.bulk } // the router would hold these
+	tr := sendBytes(t, a, b, "scan.png", randomBytes(20_000), SendOptions{})
+	if !strings.Contains(tr.Note, "held off radio") || !strings.Contains(tr.Note, "20000 B") {
+		t.Errorf("note %q, want why it waits and its size", tr.Note)
+	}
+	waitUntil(t, "the window of bulk chunks is out", func() bool { return len(chunksSent(net.sentLog())) == 4 })
+	after, err := a.svc.SetOverRadio(tr.ID)
+	if err != nil || !after.OverRadio || after.Note != "" {
+		t.Fatalf("SetOverRadio: %+v %v", after, err)
+	}
+	// The held chunks left this node (the fake keeps none), so they go
+	// again, this time allowed on radio, once RetryAfter has passed.
+	clk.Advance(2 * time.Minute)
+	a.svc.pokeAll()
+	waitState(t, b, StateDone)
+	for _, s := range net.sentLog() {
+		if c, ok := s.msg.(*Chunk); ok && s.bulk && c.Index >= 4 {
+			t.Errorf("chunk %d went as bulk after the user allowed radio", c.Index)
+		}
 	}
 }

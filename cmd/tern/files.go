@@ -53,18 +53,26 @@ func fileCommand(ctx context.Context, cmd string, args []string, out io.Writer) 
 			dest = pos[1]
 		}
 		return fileGet(ctx, c, pos[0], dest, out)
-	case "file cancel":
+	case "file cancel", "file allow-radio":
 		if len(pos) != 1 {
-			return errors.New("usage: tern file cancel <id>")
+			return fmt.Errorf("usage: tern %s <id>", cmd)
 		}
 		t, err := findTransfer(ctx, c, pos[0])
 		if err != nil {
 			return err
 		}
-		if err := c.Do(ctx, "DELETE", "/v1/files/"+t.ID, nil, &t); err != nil {
+		method, path := "DELETE", "/v1/files/"+t.ID
+		if cmd == "file allow-radio" {
+			method, path = "POST", path+"/over-radio"
+		}
+		if err := c.Do(ctx, method, path, nil, &t); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s: %s\n", t.Name, t.State)
+		fmt.Fprintf(out, "%s: %s", t.Name, t.State)
+		if t.OverRadio && !t.Incoming {
+			fmt.Fprint(out, ", allowed over radio")
+		}
+		fmt.Fprintln(out)
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", cmd)

@@ -37,6 +37,7 @@ Usage:
   tern files                       file transfers: progress, state
   tern file get <id> [dest]        save a received file
   tern file cancel <id>            stop a transfer (or forget a finished one)
+  tern file allow-radio <id>       let a transfer held off radio cross radio links
   tern hw list                     known LoRa boards and their pins, serial ports
   tern hw probe <board>[?pins]     check that a LoRa HAT answers
   tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>
@@ -102,7 +103,7 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return cmdSim(ctx, rest, out)
 	case "id", "sas", "contact add", "contacts", "peer add", "peer rm", "peers", "status", "send", "chat", "inbox":
 		return clientCommand(ctx, cmd, rest, in, out)
-	case "file send", "file get", "file cancel", "files":
+	case "file send", "file get", "file cancel", "file allow-radio", "files":
 		return fileCommand(ctx, cmd, rest, out)
 	}
 	return fmt.Errorf("unknown command %q: see `tern help`", cmd)
