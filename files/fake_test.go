@@ -284,3 +284,29 @@ func mustHex(t *testing.T, s string) []byte {
 }
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
+
+// inFlight counts the chunks recorded in flight, over all transfers.
+func (s *Service) inFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.transfers {
+		t.mu.Lock()
+		n += len(t.rec.Flights)
+		t.mu.Unlock()
+	}
+	return n
+}
+
+// resent counts chunks sent again, over all transfers.
+func (s *Service) resent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.transfers {
+		t.mu.Lock()
+		n += t.rec.Resent
+		t.mu.Unlock()
+	}
+	return n
+}

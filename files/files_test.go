@@ -446,3 +446,35 @@ func TestHeldOffRadioUntilTheUserAllowsIt(t *testing.T) {
 		}
 	}
 }
+
+// TestSilentReceiverGetsNoPileOfCopies: chunks that left this node (a
+// relay holds them for a receiver that is offline) are not sent again and
+// again while the receiver says nothing: after one retry, the next waits
+// for an answer from the receiver or 16 RetryAfter.
+func TestSilentReceiverGetsNoPileOfCopies(t *testing.T) {
+	net := newFakeNet(t)
+	clk := &clock{t: t0}
+	a, b := newPeer(t, net, 'a', clk, smallCfg), newPeer(t, net, 'b', clk, smallCfg)
+	net.drop = func(s sent) bool { _, ok := s.msg.(*Chunk); return ok }
+	sendBytes(t, a, b, "log.txt", randomBytes(40_000), SendOptions{})
+	waitUntil(t, "the first window is out", func() bool { return a.svc.inFlight() == 4 })
+	sends := func() int {
+		n := 0
+		for _, c := range chunksSent(net.sentLog()) {
+			n += c
+		}
+		return n
+	}
+	clk.Advance(61 * time.Second) // the offer's ack came at t0: one retry
+	a.svc.pokeAll()
+	waitUntil(t, "the window is sent again", func() bool { return sends() == 8 && a.svc.resent() == 4 })
+	clk.Advance(5 * time.Minute) // past the backoff, but the receiver is silent
+	a.svc.pokeAll()
+	time.Sleep(50 * time.Millisecond) // nothing should happen: give it the chance
+	if n := sends(); n != 8 {
+		t.Fatalf("%d chunk sends to a silent receiver after 5 min, want still 8", n)
+	}
+	clk.Advance(12 * time.Minute) // 16 RetryAfter since the retry
+	a.svc.pokeAll()
+	waitUntil(t, "the window goes a third time", func() bool { return sends() == 12 })
+}

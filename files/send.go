@@ -24,6 +24,10 @@ const sendWorkers = 4
 // errRetry is how soon a pump tries again after a send failed.
 const errRetry = 10 * time.Second
 
+// silentRetry: a chunk the receiver has not answered about at all is sent
+// again only after this many RetryAfter.
+const silentRetry = 16
+
 // Send offers the file read from src, called name, to every address in to
 // (one contact; a group is its members) and returns one transfer per
 // recipient. The content is copied into the outbox first (hashed on the
@@ -163,10 +167,16 @@ func (s *Service) pumpOnce(t *transfer) (next time.Time, final bool) {
 		}
 		return time.UnixMilli(f.Sent).Add(min(d, time.Hour))
 	}
-	// check returns whether a flight must be sent again: it is overdue and
-	// no longer in this node's store (custody would carry it otherwise).
-	check := func(f *flight) bool {
+	// check returns whether a flight must be sent again: it is overdue, no
+	// longer in this node's store (custody would carry it otherwise) and,
+	// for a chunk, either the receiver has answered since without it or
+	// it has been silent for silentRetry (a receiver that is offline while
+	// a relay holds the chunks gets no duplicates piling up there).
+	check := func(f *flight, chunk bool) bool {
 		at := due(*f)
+		if chunk && r.LastAck < f.Sent {
+			at = latest(at, time.UnixMilli(f.Sent).Add(s.cfg.RetryAfter*silentRetry))
+		}
 		if now.Before(at) {
 			next = earliest(next, at)
 			return false
@@ -179,12 +189,12 @@ func (s *Service) pumpOnce(t *transfer) (next time.Time, final bool) {
 		return true
 	}
 	if !r.Accepted {
-		if r.Offer == nil || check(r.Offer) {
+		if r.Offer == nil || check(r.Offer, false) {
 			jobs = append(jobs, &sendJob{index: -1, resend: r.Offer != nil})
 		}
 	} else {
 		for i, f := range r.Flights {
-			if check(&f) {
+			if check(&f, true) {
 				delete(r.Flights, i)
 				jobs = append(jobs, &sendJob{index: i, resend: true})
 				continue
@@ -317,6 +327,13 @@ func containsJob(jobs []*sendJob, i int64) bool {
 	return false
 }
 
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || b.Before(a) {
 		return b
@@ -366,6 +383,7 @@ func (s *Service) onAck(t *transfer, a *Ack) {
 	before := r.State
 	switch a.Status {
 	case AckReceiving:
+		r.LastAck = s.cfg.Now().UnixMilli()
 		if !a.Have.Within(r.Chunks) {
 			s.log.Warn("ack names chunks past the end of the file; ignored", "transfer", hex.EncodeToString(t.key[:]), "chunks", r.Chunks)
 			return

@@ -167,9 +167,10 @@ type record struct {
 	Offer     *flight          `json:"offer,omitempty"`
 	Flights   map[int64]flight `json:"flights,omitempty"` // outgoing chunks in flight by index
 	Resent    int              `json:"resent,omitempty"`
-	Content   string           `json:"content,omitempty"` // outgoing: the outbox file
-	Path      string           `json:"path,omitempty"`    // incoming: the final file
-	Refusal   string           `json:"refusal,omitempty"` // incoming: what the sender is told when refused
+	LastAck   int64            `json:"last_ack,omitempty"` // outgoing: when the receiver last reported progress
+	Content   string           `json:"content,omitempty"`  // outgoing: the outbox file
+	Path      string           `json:"path,omitempty"`     // incoming: the final file
+	Refusal   string           `json:"refusal,omitempty"`  // incoming: what the sender is told when refused
 }
 
 func (r *record) final() bool {
