@@ -22,9 +22,13 @@
 //     Ack; a mismatch is refused and reported to the sender.
 //
 // Both sides keep their transfer state in the store, so a restart or a
-// link cut resumes where it stopped: the sender resends only chunks that
-// the receiver has not acknowledged and that no longer sit in its own store
-// (custody takes care of those), and only after RetryAfter.
+// link cut resumes where it stopped (a restarted sender offers again, and
+// the receiver's answer lists what it holds). The sender resends only
+// chunks that the receiver has not acknowledged and that no longer sit in
+// its own store (custody carries those), after RetryAfter (doubling per
+// attempt, at most an hour), and, while the receiver has said nothing since
+// they went, only after 16 RetryAfter: a relay holding chunks for a
+// receiver that is offline gets no pile of copies.
 package files
 
 import (
