@@ -3,7 +3,10 @@ package node
 import (
 	"bytes"
 	"crypto/rand"
+	"io"
+	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,9 +17,9 @@ import (
 
 // openNode opens and starts a node in dir listening as name, waiting for
 // the name to be free (a node just closed releases it asynchronously).
-func openNode(t *testing.T, net *transports.MemNetwork, dir, name string, fc files.Config) *Node {
+func openNode(t *testing.T, net *transports.MemNetwork, dir, name string, fc files.Config, log *slog.Logger) *Node {
 	t.Helper()
-	n, err := Open(Config{DataDir: dir, Name: name, Logger: quiet(), Files: fc})
+	n, err := Open(Config{DataDir: dir, Name: name, Logger: log.With("name", name), Files: fc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +37,31 @@ func openNode(t *testing.T, net *transports.MemNetwork, dir, name string, fc fil
 	return n
 }
 
+// failureLog collects the nodes' logs and prints them if the test fails.
+func failureLog(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("node logs:\n%s", buf.String())
+			mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func transferOf(t *testing.T, n *Node) files.Transfer {
 	t.Helper()
 	ts := n.Files().List()
@@ -45,13 +73,15 @@ func transferOf(t *testing.T, n *Node) files.Transfer {
 
 func waitBytes(t *testing.T, what string, n *Node, atLeast int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	// Generous: a reconnect after a restart follows the dial backoff, and
+	// the machine may be busy.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if ts := n.Files().List(); len(ts) == 1 && ts[0].Bytes >= atLeast {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
+			t.Fatalf("timed out waiting until %s: %+v", what, n.Files().List())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -65,8 +95,9 @@ func TestFileTransferAcrossRestartsAndALinkCut(t *testing.T) {
 	net := transports.NewMemNetwork(transports.MemNetworkConfig{})
 	fc := files.Config{ChunkSize: 16 << 10, Window: 4}
 	dirA, dirB := t.TempDir(), t.TempDir()
-	a := openNode(t, net, dirA, "alice", fc)
-	b := openNode(t, net, dirB, "bob", fc)
+	log := failureLog(t)
+	a := openNode(t, net, dirA, "alice", fc, log)
+	b := openNode(t, net, dirB, "bob", fc, log)
 	if _, err := a.Chat().AddContact(b.Card(), "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +114,14 @@ func TestFileTransferAcrossRestartsAndALinkCut(t *testing.T) {
 
 	waitBytes(t, "bob holds a quarter", b, size/4)
 	b.Close()
-	b = openNode(t, net, dirB, "bob", fc)
+	b = openNode(t, net, dirB, "bob", fc, log)
 	if got := transferOf(t, b); got.State != files.StateReceiving || got.Bytes < size/4 {
 		t.Fatalf("after bob's restart: %s at %d bytes", got.State, got.Bytes)
 	}
 
 	waitBytes(t, "alice has half acknowledged", a, size/2)
 	a.Close()
-	a = openNode(t, net, dirA, "alice", fc) // the saved link to bob comes back
+	a = openNode(t, net, dirA, "alice", fc, log) // the saved link to bob comes back
 
 	waitBytes(t, "alice has three quarters acknowledged", a, 3*size/4)
 	if err := a.RemovePeer("mem://bob"); err != nil {
