@@ -36,7 +36,7 @@ test: deps
 # the single-goroutine simulator is left out).
 race:
 	@if command -v gcc >/dev/null; then \
-	  CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m ./router ./store ./crypto ./node ./api ./group ./call ./transports ./transports/quiclink ./transports/radiolink; \
+	  CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m ./router ./store ./crypto ./node ./api ./group ./call ./files ./transports ./transports/quiclink ./transports/radiolink; \
 	else echo "make race: skipped, the race detector needs gcc (apt-get install -y gcc)"; fi
 
 bench:

@@ -82,10 +82,14 @@ func FuzzRequests(f *testing.F) {
 	f.Add(uint8(3), "", "contact=%ff")
 	f.Add(uint8(4), "", "peer=x&limit=-1")
 	f.Add(uint8(5), "", "url=%00")
+	f.Add(uint8(7), `{"to":"bob","path":"/dev/zero"}`, "")
+	f.Add(uint8(8), "", "peer=%zz")
+	f.Add(uint8(9), "", "to=bob&size=-1")
 	f.Fuzz(func(t *testing.T, which uint8, body, query string) {
 		routes := []struct{ method, path string }{
 			{"POST", "/v1/contacts"}, {"POST", "/v1/messages"}, {"POST", "/v1/peers"},
 			{"GET", "/v1/sas"}, {"GET", "/v1/messages"}, {"DELETE", "/v1/peers"}, {"GET", "/v1/bundles"},
+			{"POST", "/v1/files"}, {"GET", "/v1/files"}, {"GET", "/v1/files/estimate"},
 		}
 		r := routes[int(which)%len(routes)]
 		req, err := http.NewRequest(r.method, "http://tern"+r.path, bytes.NewReader([]byte(body)))

@@ -15,7 +15,8 @@
 //	GET    /v1/bundles?limit=N     bundles held in the store (routing fields and raw bytes)
 //	POST   /v1/messages {to,text}  send a message
 //	GET    /v1/messages?peer=X&limit=N   history (incoming and outgoing)
-//	GET    /v1/events              newline-delimited JSON events, until closed
+//	GET    /v1/events              newline-delimited JSON events (chat, files), until closed
+//	...    /v1/files               file transfers (see files.go)
 //	GET    /metrics                Prometheus text format
 //	/v1/groups..., POST /v1/messages/read   group channels and read receipts (groups.go)
 //	       /v1/calls...            voice calls: see calls.go
@@ -84,6 +85,7 @@ func Handler(n *node.Node, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /metrics", s.metrics)
 	registerGroups(mux, s) // groups.go
 	s.callRoutes(mux)      // calls.go
+	s.registerFiles(mux)   // files.go
 	return mux
 }
 
@@ -272,7 +274,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fl.Flush()
 	enc := json.NewEncoder(w)
-	for e := range s.n.Chat().Subscribe(r.Context()) {
+	for e := range s.eventStream(r.Context()) {
 		if enc.Encode(e) != nil {
 			return
 		}

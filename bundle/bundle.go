@@ -61,6 +61,11 @@ const (
 	// leave the ID out and the next node recomputes it, saving 16 bytes on
 	// air, and no node can pair a known ID with a different payload.
 	FlagDerivedID Flags = 1 << 2
+	// FlagBulk marks bulk data (a file chunk): the router never puts it on
+	// a radio link (transports.RadioLink), where it would take minutes or
+	// hours of a shared, duty-cycled channel. A sender that wants it to
+	// cross radio anyway (tern file send --over-radio) leaves it unset.
+	FlagBulk Flags = 1 << 3
 )
 
 // Bundle is the unit that links carry and the store keeps. Encoded as a CBOR

@@ -120,7 +120,7 @@ func (k Kind) HopByHop() bool {
 }
 
 // knownFlags is every flag bit version 1 defines.
-const knownFlags = FlagClockUnsynced | FlagOverAirClear | FlagDerivedID
+const knownFlags = FlagClockUnsynced | FlagOverAirClear | FlagDerivedID | FlagBulk
 
 // NewID draws a fresh random bundle ID from rand (crypto/rand.Reader in
 // production, a seeded source in simulations).

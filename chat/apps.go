@@ -74,6 +74,9 @@ func (a *App) SendMessage(to crypto.Address, m *message.Message, opt SendOptions
 	if err != nil {
 		return nil, err
 	}
+	if opt.Bulk {
+		b.Flags |= bundle.FlagBulk
+	}
 	if err := a.cfg.Router.Submit(b); err != nil {
 		return nil, fmt.Errorf("%s message to %s not queued: %w", m.Type, to.Short(), err)
 	}

@@ -245,6 +245,9 @@ type SendOptions struct {
 	// a contact and has none yet (a fellow member of a group); it must be
 	// the recipient's verified card.
 	Card *crypto.Card
+	// Bulk marks the bundle as bulk data (bundle.FlagBulk, for file
+	// chunks): the router keeps it off radio links.
+	Bulk bool
 }
 
 // SendWith is Send with options.

@@ -23,6 +23,7 @@ import (
 	"github.com/ternmesh/tern/call"
 	"github.com/ternmesh/tern/chat"
 	"github.com/ternmesh/tern/crypto"
+	"github.com/ternmesh/tern/files"
 	"github.com/ternmesh/tern/group"
 	"github.com/ternmesh/tern/message"
 	"github.com/ternmesh/tern/router"
@@ -41,6 +42,7 @@ type Config struct {
 	Now     func() time.Time
 	Store   store.Options
 	Router  router.Config // tuning only; the node fills in the wiring
+	Files   files.Config  // tuning only (chunk size, window, retry)
 }
 
 // Node is one running Tern node.
@@ -55,6 +57,7 @@ type Node struct {
 	chat   *chat.App
 	groups *group.Manager
 	calls  *call.App
+	files  *files.Service
 	links  *store.KV
 
 	radios      map[string]RadioOpener
@@ -190,9 +193,14 @@ func (n *Node) Start(l Links, urls []string) error {
 	app.Handle(message.Group, groups)
 	n.groups = groups
 	if n.calls, err = call.New(call.Config{Chat: app, Voice: r, History: n.store.Bucket("calls"), Now: n.cfg.Now, Logger: n.log}); err != nil {
+		r.Close()
 		return err
 	}
 	app.Handle(message.Call, n.calls)
+	if err := n.startFiles(app, r); err != nil {
+		r.Close()
+		return err
+	}
 	for _, ln := range l.Listeners {
 		n.log.Info("listening", "addr", ln.Addr())
 		r.Serve(ln)
@@ -296,6 +304,9 @@ func (n *Node) Close() error {
 	}
 	if n.router != nil {
 		n.router.Close()
+	}
+	if n.files != nil {
+		n.files.Close()
 	}
 	n.wg.Wait()
 	return n.store.Close()

@@ -77,6 +77,28 @@ func classOf(k bundle.Kind, n int) (policy.Class, bool) {
 	return policy.Control, false
 }
 
+// cargo is what a path is chosen for: a bundle's kind, its encoded size,
+// and whether it is bulk data (bundle.FlagBulk), which never goes on a
+// radio link.
+type cargo struct {
+	kind bundle.Kind
+	size int
+	bulk bool
+}
+
+// cargoOf describes a stored bundle (its raw encoding).
+func cargoOf(raw []byte) cargo {
+	b, err := bundle.Unmarshal(raw)
+	if err != nil {
+		return cargo{kind: bundle.KindData, size: len(raw)}
+	}
+	return cargoOfBundle(b, len(raw))
+}
+
+func cargoOfBundle(b *bundle.Bundle, size int) cargo {
+	return cargo{kind: b.Kind, size: size, bulk: b.Flags&bundle.FlagBulk != 0}
+}
+
 // isRadio reports whether l is a shared radio channel.
 func isRadio(l transports.Link) bool {
 	_, ok := l.(transports.RadioLink)

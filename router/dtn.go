@@ -345,8 +345,7 @@ func (r *Router) contact(n *neighbour, has map[bundle.ID]bool) {
 		if avail <= 0 {
 			continue
 		}
-		k := kindOf(rec.Raw)
-		via, live, _ := r.route(rec.Dest, rec.From, k, len(rec.Raw))
+		via, live, _ := r.route(rec.Dest, rec.From, cargoOf(rec.Raw))
 		switch policy.Decide(avail, rec.Dest == n.addr, live && via == n.addr, live && via != n.addr) {
 		case policy.Forward:
 			if rec.NextHop != n.addr {
@@ -532,7 +531,6 @@ func (r *Router) judgeDue(now time.Time) {
 // receipt came within ReceiptTimeout, so the next best live route not
 // through the neighbour last given it will do.
 func (r *Router) hedgeHop(rec store.Record, late bool) (bundle.Addr, bool) {
-	k := kindOf(rec.Raw)
 	r.dtn.mu.Lock()
 	var tried []bundle.Addr
 	if h := r.dtn.given[rec.ID]; h != nil {
@@ -543,7 +541,7 @@ func (r *Router) hedgeHop(rec store.Record, late bool) (bundle.Addr, bool) {
 	if late && len(tried) > 0 {
 		excl = tried[len(tried)-1]
 	}
-	nh, live, ok := r.route(rec.Dest, excl, k, len(rec.Raw))
+	nh, live, ok := r.route(rec.Dest, excl, cargoOf(rec.Raw))
 	if !ok || !live {
 		return bundle.Addr{}, false
 	}

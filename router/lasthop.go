@@ -35,7 +35,7 @@ func (r *Router) withLastHop(from bundle.Addr, k bundle.Kind) context.Context {
 	n := r.nbrs[from]
 	r.mu.Unlock()
 	if n != nil {
-		if l := n.linkFor(k, 0); l != nil {
+		if l := n.linkFor(cargo{kind: k}); l != nil {
 			h.Medium = transports.MediumOf(l)
 		}
 	}

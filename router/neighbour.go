@@ -106,27 +106,28 @@ func (n *neighbour) summaryLink() transports.Link {
 // the internet is reached over the LAN, and a wired link beats a radio.
 // Ties go to the newest link. When the chosen link dies the next one takes
 // over, and custody resends what was in flight. nil: no link may carry it
-// now.
-func (n *neighbour) linkFor(k bundle.Kind, size int) transports.Link {
+// now. Bulk data (bundle.FlagBulk) never goes on a radio (bulk.go).
+func (n *neighbour) linkFor(c cargo) transports.Link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	class, enc := classOf(k, size)
-	return n.chooseLocked(class, size, enc)
+	return n.chooseLocked(c)
 }
 
-func (n *neighbour) chooseLocked(class policy.Class, size int, enc bool) transports.Link {
-	if l := n.chooseAmong(class, size, enc, false); l != nil {
+func (n *neighbour) chooseLocked(c cargo) transports.Link {
+	if l := n.chooseAmong(c, false); l != nil {
 		return l
 	}
-	return n.chooseAmong(class, size, enc, true) // every usable link is silent: try them anyway
+	return n.chooseAmong(c, true) // every usable link is silent: try them anyway
 }
 
 // chooseAmong is chooseLocked over the links that are not silent, or over
 // all of them.
-func (n *neighbour) chooseAmong(class policy.Class, size int, enc, silentToo bool) transports.Link {
+func (n *neighbour) chooseAmong(c cargo, silentToo bool) transports.Link {
+	class, enc := classOf(c.kind, c.size)
+	size := c.size
 	if len(n.links) == 1 { // the common case, without building slices
 		l := n.links[0].l
-		if _, ok := policy.Cost(linkMetrics(l), class, size, enc); ok && l.MTU() >= size {
+		if _, ok := policy.Cost(linkMetrics(l), class, size, enc); ok && l.MTU() >= size && !(c.bulk && isRadio(l)) {
 			return l
 		}
 		return nil
@@ -135,7 +136,7 @@ func (n *neighbour) chooseAmong(class policy.Class, size int, enc, silentToo boo
 	ls := make([]transports.Link, 0, len(n.links))
 	for i := len(n.links) - 1; i >= 0; i-- { // newest first: ties go to it
 		l := n.links[i].l
-		if l.MTU() < size || n.links[i].silent && !silentToo {
+		if l.MTU() < size || n.links[i].silent && !silentToo || c.bulk && isRadio(l) {
 			continue
 		}
 		ms, ls = append(ms, linkMetrics(l)), append(ls, l)
@@ -195,12 +196,11 @@ func (n *neighbour) heard(l transports.Link) bool {
 	return false
 }
 
-// usable reports whether n is up with a link that may carry a bundle of
-// this class and size now.
-func (n *neighbour) usable(class policy.Class, size int, enc bool) bool {
+// usable reports whether n is up with a link that may carry c now.
+func (n *neighbour) usable(c cargo) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return len(n.links) > 0 && n.chooseLocked(class, size, enc) != nil
+	return len(n.links) > 0 && n.chooseLocked(c) != nil
 }
 
 // units is what a hop to n adds to a route metric: that of its cheapest
@@ -440,7 +440,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 		if b.Dest == r.cfg.Self {
 			rec.NextHop, rec.Copies = r.cfg.Self, 0
 		} else {
-			rec.NextHop, _, _ = r.route(b.Dest, n.addr, b.Kind, len(f))
+			rec.NextHop, _, _ = r.route(b.Dest, n.addr, cargoOfBundle(b, len(f)))
 		}
 		recs = append(recs, rec)
 	}

@@ -83,7 +83,7 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 			next = earliest(next, f.deadline)
 			continue
 		}
-		frame, kind, err := r.prepare(rec, now)
+		frame, c, err := r.prepare(rec, now)
 		if err != nil {
 			expired = append(expired, rec.ID)
 			continue
@@ -91,16 +91,17 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		if f != nil && f.link != nil && n.markSilent(f.link) {
 			r.log.Warn("no custody ack over a link; resending over another", "neighbour", addrString(n.addr), "remote", f.link.Peer().Remote, "bundle", rec.ID.String())
 		}
-		l := n.linkFor(kind, len(frame))
+		l := n.linkFor(c)
 		if spray && (l == nil || isRadio(l)) {
 			r.dropSpray(n, rec.ID) // copies never go on air; decided again next contact
 			continue
 		}
 		if l == nil {
 			// No link to n may carry it now: an encrypted bundle and only
-			// clear-only links, or bulk and a radio low on airtime. Another
-			// neighbour may; else it waits here and is tried again.
-			if nh, _, ok := r.route(rec.Dest, rec.From, kind, len(frame)); ok && nh != n.addr && r.isUp(nh) {
+			// clear-only links, bulk data and only radios (bulk.go), or a
+			// radio low on airtime. Another neighbour may; else it waits
+			// here and is tried again.
+			if nh, _, ok := r.route(rec.Dest, rec.From, c); ok && nh != n.addr && r.isUp(nh) {
 				moved[nh] = append(moved[nh], rec.ID)
 			} else {
 				next = earliest(next, now.Add(r.cfg.RetryMin))
@@ -117,7 +118,7 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		} else if rec.Dest != n.addr && !isRadio(l) {
 			// Judge only hand-overs on a live route over a link that
 			// receipts come back on; keep a hedge only then too.
-			via, live, _ := r.route(rec.Dest, rec.From, kind, len(frame))
+			via, live, _ := r.route(rec.Dest, rec.From, c)
 			o.judge = live && via == n.addr
 			o.grant = r.grantFor(n, rec, false, o.judge)
 		} else {
@@ -250,18 +251,18 @@ func (r *Router) dropExpired(ids []bundle.ID) {
 
 // prepare re-encodes a stored bundle for the next hop: age advanced by the
 // time held here, hop limit decremented.
-func (r *Router) prepare(rec store.Record, now time.Time) ([]byte, bundle.Kind, error) {
+func (r *Router) prepare(rec store.Record, now time.Time) ([]byte, cargo, error) {
 	b, err := bundle.Unmarshal(rec.Raw)
 	if err != nil {
-		return nil, 0, err
+		return nil, cargo{}, err
 	}
 	held := time.Duration(max(now.UnixMilli()-rec.Received, 0)) * time.Millisecond
 	aged, err := b.Aged(held)
 	if err != nil {
-		return nil, 0, err
+		return nil, cargo{}, err
 	}
 	raw, err := aged.Marshal()
-	return raw, b.Kind, err
+	return raw, cargoOfBundle(b, len(raw)), err
 }
 
 func (r *Router) backoff(attempt int) time.Duration {

@@ -235,7 +235,7 @@ func (r *Router) Submit(b *bundle.Bundle) error {
 	if b.Dest == r.cfg.Self {
 		rec.NextHop = r.cfg.Self
 	} else {
-		rec.NextHop, _, _ = r.route(b.Dest, bundle.Addr{}, b.Kind, len(raw))
+		rec.NextHop, _, _ = r.route(b.Dest, bundle.Addr{}, cargoOfBundle(b, len(raw)))
 		rec.Copies = submitCopies(b.Kind)
 	}
 	if err := r.cfg.Store.Put(rec)[0]; err != nil {
@@ -272,13 +272,13 @@ func (r *Router) wakeHop(h bundle.Addr) {
 // cheapest first; otherwise the custodian to wait with. A neighbour
 // reachable only over clear-only (amateur) links is no next hop for an
 // encrypted data bundle. live reports a live route.
-func (r *Router) route(dest, from bundle.Addr, k bundle.Kind, size int) (nh bundle.Addr, live, ok bool) {
-	class, enc := classOf(k, size)
+func (r *Router) route(dest, from bundle.Addr, c cargo) (nh bundle.Addr, live, ok bool) {
+	_, enc := classOf(c.kind, c.size)
 	usable := func(a bundle.Addr) bool {
 		r.mu.Lock()
 		n := r.nbrs[a]
 		r.mu.Unlock()
-		return n != nil && n.usable(class, size, enc)
+		return n != nil && n.usable(c)
 	}
 	banned := func(a bundle.Addr) bool {
 		if !enc {
@@ -305,10 +305,10 @@ func (r *Router) PathProblem(dest bundle.Addr, k bundle.Kind) string {
 	if k != bundle.KindData {
 		return ""
 	}
-	if _, _, ok := r.route(dest, bundle.Addr{}, k, 0); ok {
+	if _, _, ok := r.route(dest, bundle.Addr{}, cargo{kind: k}); ok {
 		return ""
 	}
-	if _, _, ok := r.route(dest, bundle.Addr{}, bundle.KindClearSigned, 0); ok {
+	if _, _, ok := r.route(dest, bundle.Addr{}, cargo{kind: bundle.KindClearSigned}); ok {
 		return "the only path now is an amateur-radio link, where encryption is forbidden: the message waits for another path (send it with --over-air-clear to allow a signed, unencrypted copy)"
 	}
 	return ""
@@ -327,7 +327,7 @@ func (r *Router) reroute() {
 	move := func(recs []store.Record, current bundle.Addr) {
 		byHop := map[bundle.Addr][]bundle.ID{}
 		for _, rec := range recs {
-			if nh, _, ok := r.route(rec.Dest, rec.From, kindOf(rec.Raw), len(rec.Raw)); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
+			if nh, _, ok := r.route(rec.Dest, rec.From, cargoOf(rec.Raw)); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
 				byHop[nh] = append(byHop[nh], rec.ID)
 			}
 		}
@@ -459,15 +459,5 @@ func (r *Router) Metrics() Metrics {
 
 // Routes lists the route table.
 func (r *Router) Routes() []RouteInfo { return r.table.list() }
-
-// kindOf reads the kind of an encoded bundle (data if unreadable, the
-// strictest policy).
-func kindOf(raw []byte) bundle.Kind {
-	b, err := bundle.Unmarshal(raw)
-	if err != nil {
-		return bundle.KindData
-	}
-	return b.Kind
-}
 
 func addrString(a bundle.Addr) string { return fmt.Sprintf("%x", a[:]) }

@@ -26,8 +26,9 @@ func TestImportDirection(t *testing.T) {
 		"chat":       {"bundle", "crypto", "message", "router", "store"},
 		"group":      {"bundle", "chat", "crypto", "message", "store"},
 		"call":       {"bundle", "chat", "crypto", "message", "router"},
-		"node":       {"bundle", "call", "chat", "crypto", "group", "message", "router", "store", "transports"},
-		"api":        {"call", "chat", "crypto", "group", "node", "router"},
+		"files":      {"bundle", "chat", "crypto", "message", "router", "store"},
+		"node":       {"bundle", "call", "chat", "crypto", "files", "group", "message", "router", "store", "transports"},
+		"api":        {"bundle", "call", "chat", "crypto", "files", "group", "node", "router"},
 		"cmd":        {""}, // wires everything
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, mod+"...").CombinedOutput()

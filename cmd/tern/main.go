@@ -38,6 +38,12 @@ Usage:
   tern group show <group>          members, owner, epoch
   tern group send <group> <text>
   tern calls [--peer CONTACT] [--limit N]   voice call history (calls are made in the web UI)
+  tern file send <contact> <path> [--over-radio]
+                                   send a file, with a progress bar (Ctrl-C leaves it to the daemon)
+  tern files                       file transfers: progress, state
+  tern file get <id> [dest]        save a received file
+  tern file cancel <id>            stop a transfer (or forget a finished one)
+  tern file allow-radio <id>       let a transfer held off radio cross radio links
   tern hw list                     known LoRa boards and their pins, serial ports
   tern hw probe <board>[?pins]     check that a LoRa HAT answers
   tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>
@@ -86,7 +92,7 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "contact" || cmd == "peer" || cmd == "group" {
+	if cmd == "contact" || cmd == "peer" || cmd == "group" || cmd == "file" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return fmt.Errorf("`tern %s` needs a subcommand: see `tern help`", cmd)
 		}
@@ -107,6 +113,8 @@ func runCLI(ctx context.Context, args []string, in io.Reader, out, errOut io.Wri
 		return clientCommand(ctx, cmd, rest, in, out)
 	case "groups", "group create", "group add", "group rm", "group show", "group send":
 		return groupCommand(ctx, cmd, rest, out)
+	case "file send", "file get", "file cancel", "file allow-radio", "files":
+		return fileCommand(ctx, cmd, rest, out)
 	}
 	return fmt.Errorf("unknown command %q: see `tern help`", cmd)
 }

@@ -72,6 +72,11 @@ func compactBundle(raw []byte, nextHop bundle.Addr, book addrBook, fullDest bool
 	if b.Created != 0 && b.Created < CreatedEpoch {
 		return nil, nil, false
 	}
+	// The compact header has no bit for FlagBulk: a bulk bundle (which the
+	// router keeps off radio anyway) goes as a raw frame, flag included.
+	if b.Flags&bundle.FlagBulk != 0 {
+		return nil, nil, false
+	}
 	// The largest unit that divides Lifetime exactly and keeps the rounded
 	// Age below Lifetime (or equal when it already was).
 	unit := -1

@@ -57,6 +57,8 @@
   };
   // Hooks other files (groups.js) set; app.js calls them when present.
   const ext = {};
+  // Feature scripts (files.js) add to the conversation and follow events.
+  const hooks = { render: [], event: [] };
 
   const short = (a) => (a || '').slice(0, 8);
   function nameOf(addr) {
@@ -377,8 +379,9 @@
     const recs = S.history.get(S.open) || [];
     list.replaceChildren(...recs.map(bubble));
     if (!recs.length) list.append(el('li', 'muted empty', 'No messages yet. Say hello!'));
-    // Other features (calls) add their items to the conversation here.
+    // Other features (calls, files) add their items to the conversation here.
     document.dispatchEvent(new CustomEvent('tern:messages', { detail: { peer: S.open, list } }));
+    for (const h of hooks.render) h(list, S.open);
     if (atEnd || S.forceScroll) list.scrollTop = list.scrollHeight;
     S.forceScroll = false;
     markSeen();
@@ -450,6 +453,7 @@
 
   // ---- live events --------------------------------------------------------
   function onEvent(e) {
+    for (const h of hooks.event) h(e);
     if (ext.onEvent && ext.onEvent(e)) return;
     const r = e.message;
     if (!r || !r.peer) return;
@@ -591,9 +595,9 @@
     refreshNetSummary();
   }, 2000);
 
-  // The bridge for the feature scripts loaded after this one (call.js).
+  // The bridge for the feature scripts loaded after this one (call.js, files.js).
   window.tern = {
-    api, authHeaders, nameOf, token: () => token,
+    api, authHeaders, el, fmtBytes, fmtTime, banner, nameOf, state: S, hooks, renderMessages, token: () => token,
     currentChat: () => (S.view === 'chat' ? S.open : null),
     rerender: () => { if (S.view === 'chat') renderMessages(); },
   };
