@@ -76,6 +76,8 @@ type dtnState struct {
 	given map[bundle.ID]*handover
 	ring  []bundle.ID // given, oldest first, for eviction
 	rcpt  receiptLog
+	// savedSeq is the receipt log's seq at its last save (persist.go).
+	savedSeq uint64
 
 	sprayed, cleared, learned, resent atomicU64
 }
@@ -288,7 +290,13 @@ func (r *Router) settle(n *neighbour, acks []copyAck) {
 	var del []bundle.ID
 	var upd []store.CopyUpdate
 	r.dtn.mu.Lock()
+	delivered := map[bundle.ID]bool{}
 	for _, a := range acks {
+		// A receipt can overtake the custody ack (the destination was
+		// one fast hop further): the spare copy has nothing left to do.
+		if _, ok := r.dtn.rcpt.set[a.id]; ok {
+			delivered[a.id] = true
+		}
 		if !a.spray {
 			continue
 		}
@@ -304,7 +312,7 @@ func (r *Router) settle(n *neighbour, acks []copyAck) {
 		}
 		left := int(rec.Copies) - int(a.grant)
 		switch {
-		case left <= 0:
+		case left <= 0 || delivered[a.id]:
 			del = append(del, a.id)
 		case a.spray:
 			upd = append(upd, store.CopyUpdate{ID: a.id, Copies: uint8(left), NextHop: rec.NextHop})

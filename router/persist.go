@@ -86,3 +86,53 @@ func (r *Router) loadRoutes() {
 		r.log.Info("restored routes from the store (stale until neighbours reconnect)", "routes", n)
 	}
 }
+
+// Delivery receipts are kept in the store too (bucket "routes", key
+// "receipts"): a node that restarts right after a delivery must still pass
+// its receipt on, or the hedges and spare copies elsewhere would wait for a
+// receipt that never comes and judge honest neighbours badly. The list is
+// rewritten after each batch of new receipts (at most once per
+// SummaryDelay) and when the router closes; a crash in between loses only
+// the newest, which the hedges' own timeout then covers.
+var receiptsKey = []byte("receipts")
+
+// saveReceipts writes the receipt log (IDs, oldest first) when it grew
+// since the last save.
+func (r *Router) saveReceipts() {
+	r.dtn.mu.Lock()
+	seq := r.dtn.rcpt.seq
+	if seq == r.dtn.savedSeq {
+		r.dtn.mu.Unlock()
+		return
+	}
+	v := make([]byte, 0, 16*len(r.dtn.rcpt.ents))
+	for _, e := range r.dtn.rcpt.ents {
+		v = append(v, e.id[:]...)
+	}
+	r.dtn.mu.Unlock()
+	if err := r.cfg.Store.Bucket(routesBucket).Put(receiptsKey, v); err != nil {
+		r.log.Warn("saving delivery receipts failed", "err", err)
+		return
+	}
+	r.dtn.mu.Lock()
+	r.dtn.savedSeq = max(r.dtn.savedSeq, seq)
+	r.dtn.mu.Unlock()
+}
+
+// loadReceipts restores the saved receipt log.
+func (r *Router) loadReceipts() {
+	v, err := r.cfg.Store.Bucket(routesBucket).Get(receiptsKey)
+	if err != nil || len(v) == 0 {
+		return
+	}
+	if len(v)%16 != 0 {
+		r.log.Warn("saved delivery receipts are damaged; starting without them", "bytes", len(v))
+		return
+	}
+	r.dtn.mu.Lock()
+	defer r.dtn.mu.Unlock()
+	for i := 0; i < len(v); i += 16 {
+		r.dtn.rcpt.add(bundle.ID(v[i:i+16]), bundle.Addr{})
+	}
+	r.dtn.savedSeq = r.dtn.rcpt.seq
+}

@@ -190,6 +190,7 @@ func New(cfg Config) (*Router, error) {
 		origins: newOrigins(1 << 16),
 	}
 	r.loadRoutes()
+	r.loadReceipts()
 	r.wg.Add(4)
 	go r.localLoop()
 	go r.announceLoop()
@@ -209,6 +210,7 @@ func (r *Router) Close() error {
 	r.mu.Unlock()
 	r.wg.Wait()
 	r.saveRoutes()
+	r.saveReceipts()
 	return nil
 }
 

@@ -139,6 +139,7 @@ func (r *Router) notesLoop() {
 		for _, n := range r.neighbours() {
 			r.sendSummary(n, false)
 		}
+		r.saveReceipts()
 	}
 }
 
