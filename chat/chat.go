@@ -126,6 +126,7 @@ type App struct {
 	mu       sync.Mutex
 	subs     map[chan Event]struct{}
 	handlers map[message.Type]Handler // see Handle
+	retry    retryCache               // opened messages whose handler failed (deliver.go)
 }
 
 // New returns the chat application.

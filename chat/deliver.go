@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ternmesh/tern/bundle"
 	"github.com/ternmesh/tern/crypto"
@@ -21,7 +22,10 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 	clear := false
 	switch b.Kind {
 	case bundle.KindData:
-		op, err = a.cfg.Box.Open(b.Payload)
+		var ok bool
+		if op, ok = a.retry.take(b.ID); !ok {
+			op, err = a.cfg.Box.Open(b.Payload)
+		}
 	case bundle.KindClearSigned:
 		clear = true
 		op.From, op.Plaintext, err = crypto.OpenClear(crypto.Address(b.Dest), b.Payload)
@@ -53,9 +57,21 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 		m.Sent = b.Created
 	}
 	hop, _ := router.LastHopOf(ctx)
+	err = a.dispatch(op, m, b, clear, hop.Medium)
+	if err != nil && b.Kind == bundle.KindData && !errors.Is(err, router.ErrRejected) {
+		// The router will deliver it again, but the session has already
+		// consumed its key (a second Open is a replay): keep the opened
+		// plaintext for that retry.
+		a.retry.keep(b.ID, op)
+	}
+	return err
+}
+
+// dispatch hands an opened message to whoever handles its type.
+func (a *App) dispatch(op crypto.Opened, m *message.Message, b *bundle.Bundle, clear bool, medium string) error {
 	switch m.Type {
 	case message.Text:
-		return a.receiveText(op.From, m, clear, hop.Medium)
+		return a.receiveText(op.From, m, clear, medium)
 	case message.Receipt:
 		a.setState(m.Ref[:], StateDelivered, "", "")
 		return nil
@@ -64,7 +80,7 @@ func (a *App) Deliver(ctx context.Context, b *bundle.Bundle) error {
 		return nil
 	}
 	if h := a.handler(m.Type); h != nil {
-		return h.Receive(Incoming{From: op.From, Message: m, Bundle: b, Clear: clear, Path: hop.Medium})
+		return h.Receive(Incoming{From: op.From, Message: m, Bundle: b, Clear: clear, Path: medium})
 	}
 	return router.Reject("unsupported-message", fmt.Errorf("message type %s from %s: no application here handles it", m.Type, op.From.Short()))
 }
@@ -107,4 +123,51 @@ func (a *App) sendReceipt(peer crypto.Address, t message.Type, id [16]byte, clea
 	if err := a.cfg.Router.Submit(b); err != nil {
 		a.cfg.Logger.Warn("cannot queue receipt", "type", t.String(), "to", peer.Short(), "err", err)
 	}
+}
+
+// retryCache holds messages opened but not yet stored because their
+// handler failed with a temporary error (a full disk, say), until the
+// router's next delivery attempt takes them. Bounded: past maxRetryHeld the
+// oldest is forgotten (its bundle is then refused as a replay). Held in
+// memory only: after a crash the bundle is a replay too, so a handler that
+// must not lose anything writes before it can fail.
+type retryCache struct {
+	mu    sync.Mutex
+	held  map[bundle.ID]crypto.Opened
+	order []bundle.ID
+}
+
+const maxRetryHeld = 1024
+
+func (c *retryCache) keep(id bundle.ID, op crypto.Opened) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held == nil {
+		c.held = map[bundle.ID]crypto.Opened{}
+	}
+	if _, ok := c.held[id]; ok {
+		return
+	}
+	if len(c.order) >= maxRetryHeld {
+		delete(c.held, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.held[id] = op
+	c.order = append(c.order, id)
+}
+
+func (c *retryCache) take(id bundle.ID) (crypto.Opened, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	op, ok := c.held[id]
+	if ok {
+		delete(c.held, id)
+		for i, x := range c.order {
+			if x == id {
+				c.order = append(c.order[:i], c.order[i+1:]...)
+				break
+			}
+		}
+	}
+	return op, ok
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -251,4 +252,49 @@ func TestApplicationMessages(t *testing.T) {
 	waitUntil(t, "bob refuses the call message", func() bool {
 		return b.Router().Metrics().Rejected["malformed"] > 0
 	})
+}
+
+// flaky fails its first delivery with a temporary error (a full disk,
+// say), then takes messages.
+type flaky struct {
+	failed bool
+	got    chan chat.Incoming
+}
+
+func (f *flaky) Receive(in chat.Incoming) error {
+	if !f.failed {
+		f.failed = true
+		return errors.New("disk full")
+	}
+	f.got <- in
+	return nil
+}
+
+// TestTemporaryHandlerFailureRetried: an application that fails to store
+// a message gets it again on the router's next attempt, although the
+// session has consumed its key (a second Open would be a replay).
+func TestTemporaryHandlerFailureRetried(t *testing.T) {
+	net := transports.NewMemNetwork(transports.MemNetworkConfig{})
+	a := startNode(t, net, t.TempDir(), "alice")
+	b := startNode(t, net, t.TempDir(), "bob")
+	a.Chat().AddContact(b.Card(), "")
+	h := &flaky{got: make(chan chat.Incoming, 1)}
+	b.Chat().Handle(message.File, h)
+	if err := a.AddPeer("mem://bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Chat().SendMessage(b.Identity().Address(), &message.Message{Type: message.File, Data: []byte("chunk")}, chat.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-h.got:
+		if string(in.Message.Data) != "chunk" {
+			t.Fatalf("retried delivery carried %q", in.Message.Data)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the message never reached the handler after its first failure (rejected: %v)", b.Router().Metrics().Rejected)
+	}
+	if n := b.Router().Metrics().Rejected["replayed"]; n != 0 {
+		t.Errorf("%d deliveries refused as replays", n)
+	}
 }
