@@ -180,8 +180,31 @@ func (n *Node) Start(l Links, urls []string) error {
 	rc.Logger = n.log
 	var app *chat.App
 	var groups *group.Manager
-	rc.Deliver = func(ctx context.Context, b *bundle.Bundle) error { return app.Deliver(ctx, b) }
-	rc.Events = func(e router.Event) { app.OnRouterEvent(e); groups.OnRouterEvent(e.ID, e.Neighbour, e.Medium) }
+	// The router starts delivering what it holds as soon as it exists;
+	// nothing reaches the applications before every one of them is
+	// registered (a file chunk delivered to a node without its file
+	// handler yet would be refused for good).
+	ready := make(chan struct{})
+	wait := func() bool {
+		select {
+		case <-ready:
+			return true
+		case <-n.ctx.Done():
+			return false
+		}
+	}
+	rc.Deliver = func(ctx context.Context, b *bundle.Bundle) error {
+		if !wait() {
+			return errors.New("node is stopping")
+		}
+		return app.Deliver(ctx, b)
+	}
+	rc.Events = func(e router.Event) {
+		if wait() {
+			app.OnRouterEvent(e)
+			groups.OnRouterEvent(e.ID, e.Neighbour, e.Medium)
+		}
+	}
 	r, err := router.New(rc)
 	if err != nil {
 		return err
@@ -201,6 +224,7 @@ func (n *Node) Start(l Links, urls []string) error {
 		r.Close()
 		return err
 	}
+	close(ready)
 	for _, ln := range l.Listeners {
 		n.log.Info("listening", "addr", ln.Addr())
 		r.Serve(ln)
