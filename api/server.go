@@ -9,6 +9,7 @@
 //	GET    /v1/sas?contact=X       short authentication string with contact X
 //	GET    /v1/contacts            list      POST /v1/contacts {uri,name}
 //	GET    /v1/peers               links and neighbours
+//	GET    /v1/radio               recent signal and airtime readings of radio neighbours
 //	POST   /v1/peers {url}         connect and remember a link
 //	DELETE /v1/peers?url=U         forget a link
 //	GET    /v1/status              counters, store use, routes
@@ -75,6 +76,7 @@ func Handler(n *node.Node, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/contacts", s.contacts)
 	mux.HandleFunc("POST /v1/contacts", s.addContact)
 	mux.HandleFunc("GET /v1/peers", s.peers)
+	mux.HandleFunc("GET /v1/radio", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, s.n.RadioHistory()) })
 	mux.HandleFunc("POST /v1/peers", s.addPeer)
 	mux.HandleFunc("DELETE /v1/peers", s.removePeer)
 	mux.HandleFunc("GET /v1/status", s.status)

@@ -69,6 +69,8 @@ type Node struct {
 	mu        sync.Mutex
 	listeners []transports.Listener
 	radioStop map[string]context.CancelFunc // running radio links by URL
+
+	radioStats radioStats // recent readings of radio neighbours (radiostats.go)
 }
 
 // Open loads (or on first run creates) the identity and the store in
@@ -225,6 +227,8 @@ func (n *Node) Start(l Links, urls []string) error {
 		return err
 	}
 	close(ready)
+	n.wg.Add(1)
+	go n.sampleRadios()
 	for _, ln := range l.Listeners {
 		n.log.Info("listening", "addr", ln.Addr())
 		r.Serve(ln)

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/ternmesh/tern/api"
 	"github.com/ternmesh/tern/lora/modememu"
 	"github.com/ternmesh/tern/lora/radiosim"
@@ -69,6 +71,21 @@ func TestWebUIChatMovesToRadioWhenQUICIsCut(t *testing.T) {
 		t.Errorf("tern peers does not say the QUIC link stopped answering: %v\n%s", err, out)
 	}
 	ba.do("see the network page say so", click("#nav-network"), visible("#links .silent"))
+	// The radio neighbour is charted: signal, SNR and the airtime used
+	// against the legal budget (EU868 869.4-869.65 MHz: 10 %, 360 s an hour).
+	ba.do("see bob's radio charted", visible(`#radios .radio-card[data-neighbour="`+b.addr+`"] figure[data-series="airtime"] svg`),
+		chromedp.Poll[chromedp.Void](`Number(document.querySelector('#radios figure[data-series="rssi"] svg').dataset.points) >= 1`))
+	for sel, want := range map[string]string{
+		`#radios figure[data-series="rssi"] figcaption`:    "dBm",
+		`#radios figure[data-series="snr"] figcaption`:     "dB",
+		`#radios figure[data-series="airtime"] figcaption`: "of 360 s allowed",
+	} {
+		// Read in one step: the charts are redrawn every 2 s.
+		if got := ba.eval(`document.querySelector(` + jsString(sel) + `).textContent`); !strings.Contains(got, want) {
+			t.Errorf("the radio chart says %q, want %q in it", got, want)
+		}
+	}
+	ba.screenshot("radio-charts.png")
 	ba.openChat("bob")
 	ba.do("press Call", click("#chat-call"), visible("#call-panel #call-error"))
 	if msg := ba.text("#call-error"); !strings.HasPrefix(msg, "Voice needs an internet or LAN path") {
