@@ -50,8 +50,12 @@ func loraPair(t *testing.T, urlA, urlB string) {
 	}
 }
 
-func TestTwoDaemonsOverRNodeModems(t *testing.T) {
-	air := modememu.NewAir(radiosim.Config{Seed: 1}, 20)
+// rnodeLinks starts two emulated RNodes 100 m apart on one simulated
+// channel (seeded) and returns the link URLs of each, at SF7 in the EU868
+// 869.4-869.65 MHz sub-band (10 % duty cycle).
+func rnodeLinks(t *testing.T, seed uint64) (a, b string) {
+	t.Helper()
+	air := modememu.NewAir(radiosim.Config{Seed: seed}, 20)
 	t.Cleanup(air.Close)
 	ea, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "a"})
 	if err != nil {
@@ -64,7 +68,12 @@ func TestTwoDaemonsOverRNodeModems(t *testing.T) {
 	t.Cleanup(ea.Unplug)
 	t.Cleanup(eb.Unplug)
 	const q = "?freq=869.525&bw=125&sf=7&cr=5&txp=14"
-	loraPair(t, "rnode://"+ea.Path()+q, "rnode://"+eb.Path()+q)
+	return "rnode://" + ea.Path() + q, "rnode://" + eb.Path() + q
+}
+
+func TestTwoDaemonsOverRNodeModems(t *testing.T) {
+	a, b := rnodeLinks(t, 1)
+	loraPair(t, a, b)
 }
 
 func TestTwoDaemonsOverE22Modems(t *testing.T) {

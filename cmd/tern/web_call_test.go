@@ -21,8 +21,6 @@ import (
 
 	"github.com/ternmesh/tern/api"
 	"github.com/ternmesh/tern/call"
-	"github.com/ternmesh/tern/lora/modememu"
-	"github.com/ternmesh/tern/lora/radiosim"
 )
 
 // writeTone writes seconds of a sine at freq Hz as a WAV file: 48 kHz,
@@ -333,21 +331,9 @@ func TestWebUIVoiceCallBetweenTwoBrowsers(t *testing.T) {
 // call by a bundle over the radio.
 func TestWebUICallOverRadioOnlyExplainsWhy(t *testing.T) {
 	chromiumPath(t)
-	air := modememu.NewAir(radiosim.Config{Seed: 3}, 20)
-	t.Cleanup(air.Close)
-	ea, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eb, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "b", X: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ea.Unplug)
-	t.Cleanup(eb.Unplug)
-	const q = "?freq=869.525&bw=125&sf=7&cr=5&txp=14"
-	a, linkA := startWebDaemon(t, "alice", "--listen", "off", "--link", "rnode://"+ea.Path()+q)
-	b := startDaemon(t, "bob", "--listen", "off", "--link", "rnode://"+eb.Path()+q)
+	radioA, radioB := rnodeLinks(t, 3)
+	a, linkA := startWebDaemon(t, "alice", "--listen", "off", "--link", radioA)
+	b := startDaemon(t, "bob", "--listen", "off", "--link", radioB)
 	b.addContact(a)
 	ba := newBrowser(t, "alice's browser")
 	ba.onboard(linkA, "Alice")

@@ -8,8 +8,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ternmesh/tern/api"
-	"github.com/ternmesh/tern/lora/modememu"
-	"github.com/ternmesh/tern/lora/radiosim"
 	"github.com/ternmesh/tern/router"
 )
 
@@ -22,21 +20,9 @@ import (
 // when QUIC comes back, messages take it again.
 func TestWebUIChatMovesToRadioWhenQUICIsCut(t *testing.T) {
 	chromiumPath(t)
-	air := modememu.NewAir(radiosim.Config{Seed: 5}, 20)
-	t.Cleanup(air.Close)
-	ea, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eb, err := modememu.NewRNode(air, modememu.RNodeConfig{Name: "b", X: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ea.Unplug)
-	t.Cleanup(eb.Unplug)
-	const q = "?freq=869.525&bw=125&sf=7&cr=5&txp=14"
-	a, linkA := startWebDaemon(t, "alice", "--link", "rnode://"+ea.Path()+q)
-	b := startDaemon(t, "bob", "--link", "rnode://"+eb.Path()+q)
+	radioA, radioB := rnodeLinks(t, 5)
+	a, linkA := startWebDaemon(t, "alice", "--link", radioA)
+	b := startDaemon(t, "bob", "--link", radioB)
 	defer func() {
 		if t.Failed() {
 			pa, _ := a.cli("peers")
