@@ -14,6 +14,12 @@ package api
 //	GET    /v1/files/estimate?to=X&size=N  whether a file that size would be held off
 //	                                 radio now, and the airtime it would take there
 //
+// A to or peer may name a group (its ID, an ID prefix or its name) where no
+// contact has that name, as for /v1/messages: POST then sends the file to
+// every current member but this node, one transfer each, and answers with
+// the files.Batch that sums them ({batch, members, delivered, bytes,
+// total, state, transfers}); GET ?peer= lists the group's files (sent to
+// it, or received from a member of it).
 // Progress also arrives on GET /v1/events as {"type":"file","file":{...}}.
 
 import (
@@ -88,7 +94,7 @@ func (s *server) sendFile(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	to, err := s.recipient(req.To)
+	to, err := s.fileTarget(req.To)
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -145,7 +151,7 @@ func (s *server) uploadFile(w http.ResponseWriter, r *http.Request) {
 			fields[p.FormName()] = string(v)
 			continue
 		}
-		to, err := s.recipient(fields["to"])
+		to, err := s.fileTarget(fields["to"])
 		if err != nil {
 			fail(w, http.StatusBadRequest, err)
 			return
@@ -162,8 +168,32 @@ func (s *server) uploadFile(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *server) startSend(w http.ResponseWriter, to crypto.Address, name string, src io.Reader, opt files.SendOptions) {
-	ts, err := s.n.Files().Send([]crypto.Address{to}, name, src, opt)
+// target is who a file goes to: one contact, or the members of a group.
+type target struct {
+	to    crypto.Address
+	group string
+}
+
+// fileTarget resolves to: a contact first, then a group.
+func (s *server) fileTarget(to string) (target, error) {
+	if to != "" && s.isGroup(to) {
+		return target{group: to}, nil
+	}
+	addr, err := s.recipient(to)
+	return target{to: addr}, err
+}
+
+func (s *server) startSend(w http.ResponseWriter, to target, name string, src io.Reader, opt files.SendOptions) {
+	if to.group != "" {
+		ts, err := s.n.SendGroupFile(to.group, name, src, opt)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		reply(w, http.StatusOK, files.Combine(ts))
+		return
+	}
+	ts, err := s.n.Files().Send([]crypto.Address{to.to}, name, src, opt)
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -178,14 +208,28 @@ func (s *server) listFiles(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, all)
 		return
 	}
+	out := []files.Transfer{}
+	if s.isGroup(peer) {
+		g, err := s.n.Groups().Get(peer)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		for _, t := range all {
+			if t.Group == g.ID {
+				out = append(out, t)
+			}
+		}
+		reply(w, http.StatusOK, out)
+		return
+	}
 	addr, err := s.recipient(peer)
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	out := []files.Transfer{}
 	for _, t := range all {
-		if t.Peer == addr.String() {
+		if t.Peer == addr.String() && t.Group == "" {
 			out = append(out, t)
 		}
 	}
@@ -249,8 +293,11 @@ func (s *server) fileOverRadio(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, t)
 }
 
+// estimateFile answers for one contact, or for a group's members
+// together: held if any member's copy would be, with the airtime of all
+// the copies held.
 func (s *server) estimateFile(w http.ResponseWriter, r *http.Request) {
-	to, err := s.recipient(r.URL.Query().Get("to"))
+	to, err := s.fileTarget(r.URL.Query().Get("to"))
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -260,8 +307,27 @@ func (s *server) estimateFile(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("size %q is not a byte count", r.URL.Query().Get("size")))
 		return
 	}
-	held, air := s.n.Router().BulkAirtime(bundle.Addr(to), size)
-	reply(w, http.StatusOK, Estimate{Held: held, AirtimeMillis: air.Milliseconds(), Note: s.n.Router().BulkProblem(bundle.Addr(to), size)})
+	dests := []crypto.Address{to.to}
+	if to.group != "" {
+		aud, err := s.n.Groups().Audience(to.group)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		dests = aud.Members
+	}
+	var est Estimate
+	for _, d := range dests {
+		held, air := s.n.Router().BulkAirtime(bundle.Addr(d), size)
+		if held {
+			est.Held = true
+			est.AirtimeMillis += air.Milliseconds()
+		}
+		if est.Note == "" {
+			est.Note = s.n.Router().BulkProblem(bundle.Addr(d), size)
+		}
+	}
+	reply(w, http.StatusOK, est)
 }
 
 // eventStream merges the applications' events for GET /v1/events.

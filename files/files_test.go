@@ -396,7 +396,12 @@ func TestFormatDoc(t *testing.T) {
 	o := Offer{ID: id, Size: 11, SHA256: sha256.Sum256([]byte("hello world")), ChunkSize: 49152, Chunks: 1, Name: "hello.txt", Mime: "text/plain"}
 	c := Chunk{ID: id, Index: 0, Data: []byte("hello world")}
 	a := Ack{ID: id, Status: AckReceiving, Have: Set{{0, 3}, {5, 6}}}
-	for _, m := range []interface{ Marshal() ([]byte, error) }{&o, &c, &a} {
+	g := o
+	for i := range g.Group {
+		g.Group[i] = byte(0xa0 + i)
+	}
+	g.GroupEpoch = 3
+	for _, m := range []interface{ Marshal() ([]byte, error) }{&o, &g, &c, &a} {
 		b, err := m.Marshal()
 		if err != nil {
 			t.Fatal(err)

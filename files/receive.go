@@ -99,7 +99,7 @@ func (s *Service) onOffer(from crypto.Address, o *Offer) error {
 	if t != nil {
 		s.mu.Unlock()
 		t.mu.Lock()
-		same := t.rec.Size == o.Size && t.rec.SHA256 == o.SHA256 && t.rec.ChunkSize == o.ChunkSize
+		same := t.rec.Size == o.Size && t.rec.SHA256 == o.SHA256 && t.rec.ChunkSize == o.ChunkSize && t.rec.sameGroup(o)
 		final := t.rec.final()
 		t.mu.Unlock()
 		if !same {
@@ -122,6 +122,7 @@ func (s *Service) onOffer(from crypto.Address, o *Offer) error {
 		Wire: o.ID, Incoming: true, Peer: from, Name: o.Name, Mime: o.Mime, Size: o.Size, SHA256: o.SHA256,
 		ChunkSize: o.ChunkSize, Chunks: o.Chunks, State: StateReceiving, Created: s.cfg.Now().UnixMilli(),
 	}}
+	s.label(&t.rec, o)
 	if err := s.save(t); err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("saving the offer of %q: %w", o.Name, err)
@@ -129,7 +130,7 @@ func (s *Service) onOffer(from crypto.Address, o *Offer) error {
 	s.transfers[key] = t
 	s.start(t)
 	s.mu.Unlock()
-	s.log.Info("file offered", "from", from.Short(), "name", o.Name, "size", o.Size, "transfer", hex.EncodeToString(key[:]))
+	s.log.Info("file offered", "from", from.Short(), "name", o.Name, "size", o.Size, "transfer", hex.EncodeToString(key[:]), "group", t.rec.GroupName, "label", t.rec.Label)
 	t.mu.Lock()
 	s.changed(t, true)
 	t.mu.Unlock()

@@ -37,7 +37,11 @@ func (s *Service) Send(to []crypto.Address, name string, src io.Reader, opt Send
 	if len(to) == 0 {
 		return nil, errors.New("no recipient: name a contact")
 	}
-	name, err := CleanName(name)
+	batch, err := opt.batch(s.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	name, err = CleanName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +74,7 @@ func (s *Service) Send(to []crypto.Address, name string, src io.Reader, opt Send
 			Wire: id, Peer: addr, Name: name, Mime: opt.Mime, Size: uint64(size), SHA256: sum,
 			ChunkSize: chunk, Chunks: uint32(n), State: StateQueued, OverRadio: opt.OverRadio,
 			Created: now, Content: content, Flights: map[int64]flight{},
+			groupRecord: opt.record(batch),
 		}}
 		if err := s.save(t); err != nil {
 			return nil, fmt.Errorf("saving the transfer to %s: %w", addr.Short(), err)
@@ -342,7 +347,11 @@ func earliest(a, b time.Time) time.Time {
 }
 
 func (s *Service) offerOf(r *record) Offer {
-	return Offer{ID: r.Wire, Size: r.Size, SHA256: r.SHA256, ChunkSize: r.ChunkSize, Chunks: r.Chunks, Name: r.Name, Mime: r.Mime}
+	o := Offer{ID: r.Wire, Size: r.Size, SHA256: r.SHA256, ChunkSize: r.ChunkSize, Chunks: r.Chunks, Name: r.Name, Mime: r.Mime}
+	if len(r.Group) == len(o.Group) {
+		o.Group, o.GroupEpoch = [16]byte(r.Group), r.GroupEpoch
+	}
+	return o
 }
 
 // sendOne seals and queues the offer (index -1) or chunk index.

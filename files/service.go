@@ -1,7 +1,8 @@
 // Package files is the file transfer application: it sends a file to a
-// contact (or to each member of a group: Send takes a list of addresses)
-// in chunks carried by message.File messages over the node's sealed
-// sessions, and receives, checks and keeps files sent to this node.
+// contact (or to each member of a group: Send takes a list of addresses,
+// and a group file's offers name the group, see group.go) in chunks
+// carried by message.File messages over the node's sealed sessions, and
+// receives, checks and keeps files sent to this node.
 //
 // A transfer goes like this (wire format in FORMAT.md):
 //
@@ -92,6 +93,7 @@ type Config struct {
 	Store     *store.Store // transfer state; required
 	Messenger Messenger    // required
 	Paths     Paths        // optional: notes on why a transfer waits
+	Groups    Groups       // optional: judges group labels on offers (none: every file is 1:1)
 	// Name returns the contact name of an address, "" if none.
 	Name   func(crypto.Address) string
 	Now    func() time.Time
@@ -127,6 +129,13 @@ type Transfer struct {
 	Created   int64  `json:"created"`
 	Updated   int64  `json:"updated"`
 	Path      string `json:"path,omitempty"` // incoming and done: the file
+	// Group is the group the file belongs to (hex ID): sent to it
+	// (outgoing), or offered for it by a current member (incoming).
+	Group     string `json:"group,omitempty"`
+	GroupName string `json:"group_name,omitempty"`
+	// Batch is shared by the transfers of one file sent to a group, one
+	// per member.
+	Batch string `json:"batch,omitempty"`
 }
 
 // Event is published when a transfer changes.
@@ -141,6 +150,13 @@ type SendOptions struct {
 	// OverRadio lets the chunks cross radio links (they are held off radio
 	// otherwise); the user was shown the airtime it takes.
 	OverRadio bool
+	// Group, if not zero, sends the file to a group: the recipients are
+	// its members, each offer names the group and GroupEpoch (the
+	// membership epoch the sender holds, at least 1), and the transfers
+	// share a Batch. GroupName is shown with them.
+	Group      [16]byte
+	GroupEpoch uint64
+	GroupName  string
 }
 
 // flight is a message sent and not yet acknowledged.
@@ -175,6 +191,7 @@ type record struct {
 	Content   string           `json:"content,omitempty"`  // outgoing: the outbox file
 	Path      string           `json:"path,omitempty"`     // incoming: the final file
 	Refusal   string           `json:"refusal,omitempty"`  // incoming: what the sender is told when refused
+	groupRecord
 }
 
 func (r *record) final() bool {
@@ -217,6 +234,7 @@ type Service struct {
 	mu        sync.Mutex
 	transfers map[[16]byte]*transfer
 	closed    bool
+	regroup   chan struct{} // GroupsChanged: judge pending group labels again
 
 	subMu sync.Mutex
 	subs  map[chan Event]struct{}
@@ -262,7 +280,8 @@ func New(cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, kv: cfg.Store.Bucket("files"), log: cfg.Logger.With("component", "files"),
-		ctx: ctx, cancel: cancel, transfers: map[[16]byte]*transfer{}, subs: map[chan Event]struct{}{}}
+		ctx: ctx, cancel: cancel, transfers: map[[16]byte]*transfer{}, subs: map[chan Event]struct{}{},
+		regroup: make(chan struct{}, 1)}
 	var resume []*transfer
 	err := s.kv.ForEach(func(k, v []byte) error {
 		var rec record
@@ -284,8 +303,10 @@ func New(cfg Config) (*Service, error) {
 	for _, t := range resume {
 		s.start(t)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.resumeAll(resume)
+	go s.regroupLoop()
+	poke(s.regroup) // labels left pending before a restart
 	return s, nil
 }
 
@@ -366,6 +387,7 @@ func (s *Service) view(t *transfer) Transfer {
 	if r.State == StateDone {
 		v.Bytes = v.Size
 	}
+	r.groupView(&v)
 	if !r.Incoming && !r.final() && !r.OverRadio && s.cfg.Paths != nil {
 		v.Note = s.cfg.Paths.BulkProblem(bundle.Addr(r.Peer), int64(r.Size)-v.Bytes)
 	}

@@ -39,6 +39,10 @@ const (
 	MaxReason = 1024
 	// offerFixed is an offer's length without name and media type.
 	offerFixed = 1 + 16 + 8 + 32 + 4 + 4 + 1 + 1
+	// tagGroup starts an offer's group extension: tag, group ID (16),
+	// epoch (8).
+	tagGroup = 0x01
+	groupExt = 1 + 16 + 8
 )
 
 // ErrMalformed wraps every decoding failure; the wrapping error names the
@@ -54,6 +58,12 @@ type Offer struct {
 	Chunks    uint32
 	Name      string
 	Mime      string
+	// Group, if not zero, is the group the file is sent to (one offer to
+	// each member), and GroupEpoch the epoch of its membership the sender
+	// held (at least 1). The receiver believes the label only from a
+	// current member (see Groups).
+	Group      [16]byte
+	GroupEpoch uint64
 }
 
 // Chunk carries bytes Index*ChunkSize .. of the file.
@@ -90,7 +100,7 @@ func (o *Offer) Marshal() ([]byte, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, offerFixed+len(o.Name)+len(o.Mime))
+	b := make([]byte, 0, offerFixed+len(o.Name)+len(o.Mime)+groupExt)
 	b = append(b, kindOffer)
 	b = append(b, o.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, o.Size)
@@ -100,7 +110,13 @@ func (o *Offer) Marshal() ([]byte, error) {
 	b = append(b, byte(len(o.Name)))
 	b = append(b, o.Name...)
 	b = append(b, byte(len(o.Mime)))
-	return append(b, o.Mime...), nil
+	b = append(b, o.Mime...)
+	if o.Group != ([16]byte{}) {
+		b = append(b, tagGroup)
+		b = append(b, o.Group[:]...)
+		b = binary.BigEndian.AppendUint64(b, o.GroupEpoch)
+	}
+	return b, nil
 }
 
 func (o *Offer) validate() error {
@@ -111,6 +127,10 @@ func (o *Offer) validate() error {
 		return fmt.Errorf("%w: offer: chunk size %d is outside 1..%d", ErrMalformed, o.ChunkSize, MaxChunk)
 	case uint64(o.Chunks) != chunkCount(o.Size, o.ChunkSize):
 		return fmt.Errorf("%w: offer: %d chunks do not fit %d bytes in chunks of %d (want %d)", ErrMalformed, o.Chunks, o.Size, o.ChunkSize, chunkCount(o.Size, o.ChunkSize))
+	case o.Group != ([16]byte{}) && o.GroupEpoch == 0:
+		return fmt.Errorf("%w: offer: group epoch is 0 (epochs start at 1)", ErrMalformed)
+	case o.Group == ([16]byte{}) && o.GroupEpoch != 0:
+		return fmt.Errorf("%w: offer: group epoch %d without a group", ErrMalformed, o.GroupEpoch)
 	}
 	if err := CheckName(o.Name); err != nil {
 		return fmt.Errorf("%w: offer: %w", ErrMalformed, err)
@@ -228,10 +248,23 @@ func Decode(b []byte) (any, error) {
 		o.Name = string(rest[1 : 1+n])
 		rest = rest[1+n:]
 		m := int(rest[0])
-		if len(rest) != 1+m {
-			return nil, fmt.Errorf("%w: offer: media type of %d bytes does not end the message (%d bytes left)", ErrMalformed, m, len(rest)-1)
+		if len(rest) < 1+m {
+			return nil, fmt.Errorf("%w: offer: media type of %d bytes runs past the end (%d bytes left)", ErrMalformed, m, len(rest)-1)
 		}
-		o.Mime = string(rest[1:])
+		o.Mime = string(rest[1 : 1+m])
+		switch ext := rest[1+m:]; {
+		case len(ext) == 0:
+		case ext[0] != tagGroup:
+			return nil, fmt.Errorf("%w: offer: %d bytes after the media type start with tag %#02x, not the group extension (0x01)", ErrMalformed, len(ext), ext[0])
+		case len(ext) != groupExt:
+			return nil, fmt.Errorf("%w: offer: group extension is %d bytes, want %d (tag, group ID, epoch)", ErrMalformed, len(ext), groupExt)
+		default:
+			copy(o.Group[:], ext[1:17])
+			o.GroupEpoch = binary.BigEndian.Uint64(ext[17:])
+			if o.Group == ([16]byte{}) {
+				return nil, fmt.Errorf("%w: offer: group ID is zero", ErrMalformed)
+			}
+		}
 		if err := o.validate(); err != nil {
 			return nil, err
 		}

@@ -55,6 +55,10 @@ type Config struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
+	// OnChange, if set, is called (with the group's state locked: it
+	// must not call back into the Manager synchronously) after a group's
+	// membership or this node's standing in it changed.
+	OnChange func(ID)
 }
 
 // Manager is the group application of one node. It is a chat.Handler for
@@ -468,25 +472,13 @@ func (m *Manager) contactMember(who string) (memberState, error) {
 func (m *Manager) Send(group, text string) (chat.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.resolve(group)
+	s, to, err := m.writable(group)
 	if err != nil {
 		return chat.Record{}, err
-	}
-	if s.Removed != 0 {
-		return chat.Record{}, fmt.Errorf("%s removed you from %q: you can no longer write to it", m.nameIn(s, s.owner(), m.contactNames()), s.Name)
 	}
 	key, ok := s.key(s.Epoch)
 	if !ok {
 		return chat.Record{}, fmt.Errorf("no key for the current epoch of %q: the stored group state is damaged", s.Name)
-	}
-	var to []memberState
-	for _, x := range s.Members {
-		if x.Address != m.self {
-			to = append(to, x)
-		}
-	}
-	if len(to) == 0 {
-		return chat.Record{}, fmt.Errorf("%q has no other members yet: add someone first (`tern group add %s <contact>`)", s.Name, s.Name)
 	}
 	now := m.cfg.Now()
 	data, id, err := EncodeText(key, s.ID, s.Epoch, m.self, now.UnixMilli(), text, m.cfg.Rand)
@@ -589,6 +581,9 @@ func (m *Manager) saveNotices(s *state, epoch uint64, notices []string, now int6
 // changed (the UI reloads its group list).
 func (m *Manager) publishGroup(s *state) {
 	m.cfg.Chat.Publish(chat.Event{Type: "group", Message: chat.Record{Peer: s.ID.String(), PeerName: s.Name, Group: true}})
+	if m.cfg.OnChange != nil {
+		m.cfg.OnChange(s.ID)
+	}
 }
 
 func joinNames(names []string) string {

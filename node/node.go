@@ -214,7 +214,8 @@ func (n *Node) Start(l Links, urls []string) error {
 	n.router = r
 	app = chat.New(chat.Config{Identity: n.id, Box: n.box, Store: n.store, Router: r, Now: n.cfg.Now, Logger: n.log})
 	n.chat = app
-	groups = group.New(group.Config{Identity: n.id, Card: n.Card, Chat: app, Store: n.store, Now: n.cfg.Now, Logger: n.log})
+	groups = group.New(group.Config{Identity: n.id, Card: n.Card, Chat: app, Store: n.store, Now: n.cfg.Now, Logger: n.log,
+		OnChange: func(group.ID) { n.groupsChanged() }})
 	app.Handle(message.Group, groups)
 	n.groups = groups
 	if n.calls, err = call.New(call.Config{Chat: app, Voice: r, History: n.store.Bucket("calls"), Now: n.cfg.Now, Logger: n.log}); err != nil {
@@ -222,7 +223,7 @@ func (n *Node) Start(l Links, urls []string) error {
 		return err
 	}
 	app.Handle(message.Call, n.calls)
-	if err := n.startFiles(app, r); err != nil {
+	if err := n.startFiles(app, r, groups); err != nil {
 		r.Close()
 		return err
 	}

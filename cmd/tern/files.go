@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,7 +42,7 @@ func fileCommand(ctx context.Context, cmd string, args []string, out io.Writer) 
 		return nil
 	case "file send":
 		if len(pos) != 2 {
-			return errors.New("usage: tern file send <contact> <path> [--over-radio]")
+			return errors.New("usage: tern file send <contact|group> <path> [--over-radio]")
 		}
 		return fileSend(ctx, c, pos[0], pos[1], *overRadio, out)
 	case "file get":
@@ -117,9 +118,17 @@ func fileSend(ctx context.Context, c *api.Client, to, path string, overRadio boo
 		default:
 		}
 	})
-	var t files.Transfer
-	if err := c.Do(ctx, "POST", "/v1/files", api.SendFile{To: to, Path: abs, OverRadio: overRadio}, &t); err != nil {
+	var raw json.RawMessage
+	if err := c.Do(ctx, "POST", "/v1/files", api.SendFile{To: to, Path: abs, OverRadio: overRadio}, &raw); err != nil {
 		return err
+	}
+	var t files.Transfer
+	var bt files.Batch
+	if err := json.Unmarshal(raw, &bt); err == nil && bt.Transfers != nil {
+		return followBatch(ctx, c, bt, evs, out)
+	}
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return fmt.Errorf("reading the daemon's answer: %w", err)
 	}
 	who := t.PeerName
 	if who == "" {
@@ -136,7 +145,7 @@ func fileSend(ctx context.Context, c *api.Client, to, path string, overRadio boo
 			fmt.Fprintln(out, "note:", t.Note)
 		}
 		note = t.Note
-		bar.draw(t)
+		bar.draw(t.Bytes, t.Size, t.State)
 		switch t.State {
 		case files.StateDone:
 			bar.end()
@@ -176,18 +185,18 @@ func newProgress(out io.Writer, start time.Time) *progress {
 	return &progress{out: out, start: start, width: 30}
 }
 
-func (p *progress) draw(t files.Transfer) {
+func (p *progress) draw(bytes, size int64, state string) {
 	frac := 1.0
-	if t.Size > 0 {
-		frac = float64(t.Bytes) / float64(t.Size)
+	if size > 0 {
+		frac = float64(bytes) / float64(size)
 	}
 	n := int(frac * float64(p.width))
 	rate := ""
-	if secs := time.Since(p.start).Seconds(); secs > 0.5 && t.Bytes > 0 {
-		rate = "  " + router.FormatSize(int64(float64(t.Bytes)/secs)) + "/s"
+	if secs := time.Since(p.start).Seconds(); secs > 0.5 && bytes > 0 {
+		rate = "  " + router.FormatSize(int64(float64(bytes)/secs)) + "/s"
 	}
 	fmt.Fprintf(p.out, "\r[%s%s] %3.0f%%  %s of %s%s  %s   ", strings.Repeat("#", n), strings.Repeat("-", p.width-n),
-		100*frac, router.FormatSize(t.Bytes), router.FormatSize(t.Size), rate, t.State)
+		100*frac, router.FormatSize(bytes), router.FormatSize(size), rate, state)
 	p.drawn = true
 }
 
@@ -267,6 +276,9 @@ func printTransfers(out io.Writer, ts []files.Transfer) {
 		}
 		if peer == "" {
 			peer = t.Peer[:8]
+		}
+		if t.GroupName != "" {
+			peer += " in " + t.GroupName
 		}
 		pct := 100.0
 		if t.Size > 0 {

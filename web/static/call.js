@@ -123,7 +123,7 @@
   // ---- actions -------------------------------------------------------------
   callBtn.addEventListener('click', async () => {
     const peer = T.currentChat();
-    if (!peer || (cur && (cur.state === 'ringing' || cur.state === 'active'))) return;
+    if (!peer || T.state.groups.has(peer) || (cur && (cur.state === 'ringing' || cur.state === 'active'))) return; // calls are 1:1
     try {
       const rec = await T.api('POST', '/v1/calls', { to: peer });
       show(rec);
@@ -238,7 +238,7 @@
 
   document.addEventListener('tern:messages', (ev) => {
     const { peer, list } = ev.detail;
-    if (!peer) return;
+    if (!peer || T.state.groups.has(peer)) return; // a group has no calls
     if (!cache.has(peer)) { cache.set(peer, []); refreshRecords(peer); return; }
     const recs = cache.get(peer);
     if (!recs.length) return;

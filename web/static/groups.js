@@ -38,6 +38,14 @@
     ta.disabled = removed;
     $('#composer-send').disabled = removed;
     ta.placeholder = removed ? 'You were removed from this group' : 'Write a message';
+    // Files go to every member; calls are 1:1 only, so no Call button here.
+    const attach = $('#composer-attach');
+    if (attach) {
+      attach.disabled = removed;
+      attach.title = g ? 'Send a file to everyone in the group' : 'Send a file';
+    }
+    const call = $('#chat-call');
+    if (call) call.hidden = !!g;
     if (!g) return;
     $('#chat-title').textContent = g.name;
     const names = (g.members || []).map((m) => (m.me ? 'You' : m.name));
