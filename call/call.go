@@ -148,7 +148,7 @@ type App struct {
 	done chan struct{}
 
 	mu   sync.Mutex // state transitions and records
-	subs map[chan Event]struct{}
+	feed *chat.Feed[Event]
 
 	unknownFrames atomic.Uint64
 }
@@ -193,7 +193,7 @@ func New(cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &App{cfg: cfg, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
+	a := &App{cfg: cfg, feed: chat.NewFeed[Event](64), done: make(chan struct{})}
 	if err := a.recover(); err != nil {
 		return nil, err
 	}
@@ -607,27 +607,8 @@ func (a *App) History(peer string, limit int) ([]Record, error) {
 
 // Subscribe returns a channel of call events until ctx ends. A subscriber
 // more than 64 events behind misses the excess (History stays authoritative).
-func (a *App) Subscribe(ctx context.Context) <-chan Event {
-	ch := make(chan Event, 64)
-	a.mu.Lock()
-	a.subs[ch] = struct{}{}
-	a.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		a.mu.Lock()
-		delete(a.subs, ch)
-		a.mu.Unlock()
-		close(ch)
-	}()
-	return ch
-}
+func (a *App) Subscribe(ctx context.Context) <-chan Event { return a.feed.Subscribe(ctx) }
 
-// publish tells subscribers; a.mu is held by every caller.
-func (a *App) publish(e Event) {
-	for ch := range a.subs {
-		select {
-		case ch <- e:
-		default:
-		}
-	}
-}
+// publish tells subscribers; a.mu is held by every caller, so events leave
+// in the order the calls changed.
+func (a *App) publish(e Event) { a.feed.Publish(e) }

@@ -124,7 +124,7 @@ type App struct {
 	records  *Records // message id = the ID of the bundle that carried it
 
 	mu       sync.Mutex
-	subs     map[chan Event]struct{}
+	feed     *Feed[Event]
 	handlers map[message.Type]Handler // see Handle
 	retry    retryCache               // opened messages whose handler failed (deliver.go)
 }
@@ -144,7 +144,7 @@ func New(cfg Config) *App {
 		cfg:      cfg,
 		contacts: cfg.Store.Bucket("contacts"),
 		records:  NewRecords(cfg.Store, "messages", "message-index"),
-		subs:     map[chan Event]struct{}{},
+		feed:     NewFeed[Event](256),
 	}
 }
 
@@ -359,31 +359,9 @@ func (a *App) History(peer string, limit int) ([]Record, error) {
 // Subscribe returns a channel of events until ctx ends. A subscriber that
 // falls behind by more than 256 events misses the excess (the history stays
 // authoritative).
-func (a *App) Subscribe(ctx context.Context) <-chan Event {
-	ch := make(chan Event, 256)
-	a.mu.Lock()
-	a.subs[ch] = struct{}{}
-	a.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		a.mu.Lock()
-		delete(a.subs, ch)
-		a.mu.Unlock()
-		close(ch)
-	}()
-	return ch
-}
+func (a *App) Subscribe(ctx context.Context) <-chan Event { return a.feed.Subscribe(ctx) }
 
-func (a *App) publish(e Event) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for ch := range a.subs {
-		select {
-		case ch <- e:
-		default:
-		}
-	}
-}
+func (a *App) publish(e Event) { a.feed.Publish(e) }
 
 // setState moves an outgoing message forward (never backward).
 func (a *App) setState(msgID []byte, state, via, path string) {

@@ -230,14 +230,13 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// Lock order: mu before a transfer's mu; subMu is taken last.
+	// Lock order: mu before a transfer's mu; the feed's is taken last.
 	mu        sync.Mutex
 	transfers map[[16]byte]*transfer
 	closed    bool
 	regroup   chan struct{} // GroupsChanged: judge pending group labels again
 
-	subMu sync.Mutex
-	subs  map[chan Event]struct{}
+	feed *chat.Feed[Event]
 }
 
 // New opens the file application: it loads the transfers in the store and
@@ -280,7 +279,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, kv: cfg.Store.Bucket("files"), log: cfg.Logger.With("component", "files"),
-		ctx: ctx, cancel: cancel, transfers: map[[16]byte]*transfer{}, subs: map[chan Event]struct{}{},
+		ctx: ctx, cancel: cancel, transfers: map[[16]byte]*transfer{}, feed: chat.NewFeed[Event](256),
 		regroup: make(chan struct{}, 1)}
 	var resume []*transfer
 	err := s.kv.ForEach(func(k, v []byte) error {
@@ -418,34 +417,12 @@ func (s *Service) changed(t *transfer, stateChanged bool) {
 	s.publish(Event{Type: "file", File: s.view(t)})
 }
 
-func (s *Service) publish(e Event) {
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	for ch := range s.subs {
-		select {
-		case ch <- e:
-		default:
-		}
-	}
-}
+func (s *Service) publish(e Event) { s.feed.Publish(e) }
 
 // Subscribe returns a channel of events until ctx ends. A subscriber that
 // falls behind by more than 256 events misses the excess (List stays
 // authoritative).
-func (s *Service) Subscribe(ctx context.Context) <-chan Event {
-	ch := make(chan Event, 256)
-	s.subMu.Lock()
-	s.subs[ch] = struct{}{}
-	s.subMu.Unlock()
-	go func() {
-		<-ctx.Done()
-		s.subMu.Lock()
-		delete(s.subs, ch)
-		s.subMu.Unlock()
-		close(ch)
-	}()
-	return ch
-}
+func (s *Service) Subscribe(ctx context.Context) <-chan Event { return s.feed.Subscribe(ctx) }
 
 // List returns every transfer, oldest first.
 func (s *Service) List() []Transfer {
