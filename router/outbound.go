@@ -164,17 +164,8 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		next = earliest(next, now.Add(r.cfg.RetryMin))
 	}
 	for _, o := range due {
-		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-		err := o.l.Send(ctx, o.frame)
-		cancel()
-		if err != nil {
-			if r.ctx.Err() == nil {
-				r.log.Warn("send failed; will retry", "neighbour", addrString(n.addr), "err", err)
-			}
-			next = earliest(next, now.Add(r.cfg.RetryMin))
-			break
-		}
-		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.out })
+		// In flight before it leaves: its custody ack may come back
+		// before Send returns.
 		n.mu.Lock()
 		f := n.inflight[o.rec.ID]
 		if f == nil {
@@ -187,6 +178,17 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		next = earliest(next, f.deadline)
 		n.mu.Unlock()
 		queued[o.rec.ID] = true
+		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+		err := o.l.Send(ctx, o.frame)
+		cancel()
+		if err != nil {
+			if r.ctx.Err() == nil {
+				r.log.Warn("send failed; will retry", "neighbour", addrString(n.addr), "err", err)
+			}
+			next = earliest(next, now.Add(r.cfg.RetryMin))
+			break
+		}
+		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.out })
 	}
 	// Forget flights whose bundles left the queue another way (expired,
 	// rerouted, cleared by a receipt) so the map stays bounded.
