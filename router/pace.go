@@ -13,7 +13,7 @@ import (
 // same, the periodic announce to it backs off (policy.Trickle): from
 // AnnounceInterval, doubling after every unchanged announce, up to
 // AnnounceMax. When it changes, the neighbour hears at once: a burst of
-// changes goes out as it comes, then at most one announce per
+// changes (twenty) goes out as it comes, then at most one announce per
 // AnnounceHold (a flapping link costs no more). A new link, a silent link
 // that answers again and a neighbour that restarted get an announce at
 // once, whatever the pace.
@@ -30,7 +30,7 @@ const minRouteLife = time.Hour
 // announceBurst is how many announces of changed routes a neighbour may
 // get at once before AnnounceHold paces them (a burst of changes, as when
 // a link comes up, is announced without delay).
-const announceBurst = 5
+const announceBurst = 20
 
 // pacer decides when one neighbour gets an announce. Not safe for
 // concurrent use: the neighbour's mu guards it.

@@ -73,7 +73,7 @@ type Config struct {
 	// hearing it again), at least AnnounceInterval.
 	AnnounceMax time.Duration
 	// AnnounceHold paces announces of changed routes to a neighbour: a
-	// change is announced at once, but after a burst of five at most one
+	// change is announced at once, but after a burst of twenty at most one
 	// goes per AnnounceHold. Default 1 s.
 	AnnounceHold   time.Duration
 	RetryMin       time.Duration // first custody timeout, default 5 s
