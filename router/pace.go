@@ -69,8 +69,8 @@ func (p *pacer) due(now time.Time, d uint64) bool {
 	return true
 }
 
-// unsent records that the announce due allowed did not go: it is tried
-// again after hold.
+// unsent records that the announce due allowed did not go: the next
+// round (a route change, AnnounceInterval at the latest) tries again.
 func (p *pacer) unsent() { p.sent = false }
 
 // reset forgets what the neighbour was told: the next due says yes.

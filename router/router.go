@@ -66,6 +66,12 @@ type Config struct {
 	Logger  *slog.Logger
 
 	AnnounceInterval time.Duration // default 30 s
+	RetryMin         time.Duration // first custody timeout, default 5 s
+	RetryMax         time.Duration // longest backoff, default 2 min
+	Window           int           // bundles in flight per neighbour, default 1024
+	RouteTTL         time.Duration // how long a stale route is kept, default 24 h
+	ExpireInterval   time.Duration // how often expired bundles are dropped, default 10 s
+
 	// AnnounceMax is the longest gap between two announces to a neighbour
 	// while what it would hear stays the same: the gap doubles from
 	// AnnounceInterval up to this (pace.go). Default 10 min; at most
@@ -75,12 +81,7 @@ type Config struct {
 	// AnnounceHold paces announces of changed routes to a neighbour: a
 	// change is announced at once, but after a burst of twenty at most one
 	// goes per AnnounceHold. Default 1 s.
-	AnnounceHold   time.Duration
-	RetryMin       time.Duration // first custody timeout, default 5 s
-	RetryMax       time.Duration // longest backoff, default 2 min
-	Window         int           // bundles in flight per neighbour, default 1024
-	RouteTTL       time.Duration // how long a stale route is kept, default 24 h
-	ExpireInterval time.Duration // how often expired bundles are dropped, default 10 s
+	AnnounceHold time.Duration
 
 	// Ingress rate limits per neighbour, in bundles per second with a
 	// burst, over links that are not radios (default 30,000/s, burst
@@ -195,9 +196,10 @@ func New(cfg Config) (*Router, error) {
 	// intervals, and at least an hour (minRouteLife): over a radio the 3 %
 	// control budget may hold announces back for many minutes, announces
 	// of unchanged routes back off to AnnounceMax (pace.go), and every
-	// announce withdraws what it no longer lists anyway. A destination that lost
-	// every loop-free route waits two intervals before longer routes count
-	// as loop-free again (meanwhile they are used, not announced: nextHop).
+	// announce withdraws what it no longer lists anyway. A destination
+	// that lost every loop-free route waits two intervals before longer
+	// routes count as loop-free again (meanwhile they are used, not
+	// announced: nextHop).
 	tcfg := policy.TableConfig{LiveFor: max(4*cfg.AnnounceInterval, minRouteLife), StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
 	r := &Router{
 		cfg: cfg, log: cfg.Logger.With("component", "router"),
