@@ -31,6 +31,10 @@ type neighbour struct {
 	sprays map[bundle.ID]uint8
 	// rcptSent is how far into the receipt log notes to it have gone.
 	rcptSent uint64
+	// pace decides when it next gets an announce (pace.go); lastSeq is the
+	// sequence number of the last announce heard from it.
+	pace    pacer
+	lastSeq uint64
 }
 
 type linkState struct {
@@ -251,7 +255,8 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	r.mu.Lock()
 	n := r.nbrs[p.Addr]
 	if n == nil {
-		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}, sprays: map[bundle.ID]uint8{}}
+		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}, sprays: map[bundle.ID]uint8{},
+			pace: newPacer(r.cfg.AnnounceInterval, r.cfg.AnnounceMax, r.cfg.AnnounceHold)}
 		r.nbrs[p.Addr] = n
 		r.wg.Add(1)
 		go r.sendLoop(n)
@@ -259,6 +264,7 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	r.mu.Unlock()
 	n.mu.Lock()
 	n.links = append(n.links, &linkState{l: l, since: now})
+	n.lastSeq = 0 // it announces afresh on a new link (restarted or not)
 	for _, f := range n.inflight {
 		f.deadline = time.Time{} // resend at once over the new link
 	}
@@ -266,7 +272,7 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	units := n.units()
 	r.log.Info("link up", "neighbour", addrString(p.Addr), "remote", p.Remote, "authenticated", p.Authenticated, "units", units)
 	r.table.neighbourUp(p.Addr, units, now)
-	r.sendAnnounce(p.Addr, l)
+	r.announce(n, l, now, true) // a new link hears at once, whatever the pace
 	if !isRadio(l) {
 		r.sendSummary(n, true) // what we hold and know delivered: the contact
 	}
@@ -369,6 +375,10 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 	if n.heard(l) {
 		r.log.Info("link answers again; bundles may take it", "neighbour", addrString(n.addr), "remote", l.Peer().Remote)
 		wake(n.wake)
+		// Announces sent while it was silent may be lost.
+		if cl := n.link(); cl != nil {
+			r.announce(n, cl, now, true)
+		}
 	}
 	var recs []store.Record
 	var acks, acked []bundle.ID
@@ -396,6 +406,14 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			}
 			if r.table.learn(n.addr, n.units(), a.Routes, now) {
 				r.routesChanged()
+			}
+			if n.restarted(a.Seq) {
+				// It lost what we told it: tell it all again now, not
+				// when the backed-off pace says.
+				r.log.Info("neighbour restarted; announcing to it again", "neighbour", addrString(n.addr), "seq", a.Seq)
+				if cl := n.link(); cl != nil {
+					r.announce(n, cl, now, true)
+				}
 			}
 			continue
 		case bundle.KindSummary:
@@ -508,25 +526,6 @@ func (r *Router) sendAcks(to bundle.Addr, l transports.Link, ids []bundle.ID) {
 // nearest first: about one LoRa frame, so the 3 % control budget carries
 // announces often enough to matter.
 const radioAnnounceRoutes = 12
-
-func (r *Router) sendAnnounce(to bundle.Addr, l transports.Link) {
-	r.mu.Lock()
-	r.announce++
-	seq := r.announce
-	r.mu.Unlock()
-	limit := 0
-	if isRadio(l) {
-		limit = radioAnnounceRoutes
-	}
-	a := bundle.Announce{Seq: seq, Routes: r.table.advertise(to, limit)}
-	payload, err := a.Marshal()
-	if err == nil {
-		err = r.sendControl(l, to, bundle.KindAnnounce, payload)
-	}
-	if err != nil && r.ctx.Err() == nil {
-		r.log.Debug("announce not sent", "neighbour", addrString(to), "err", err)
-	}
-}
 
 // sendControl sends a hop-by-hop bundle (custody ack, announce).
 func (r *Router) sendControl(l transports.Link, to bundle.Addr, kind bundle.Kind, payload []byte) error {

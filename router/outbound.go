@@ -75,12 +75,17 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		spray := i >= nq
 		n.mu.Lock()
 		f := n.inflight[rec.ID]
+		var acked bool
+		var deadline time.Time
+		if f != nil {
+			acked, deadline = f.acked, f.deadline // onAck and heard write them under n.mu
+		}
 		n.mu.Unlock()
-		if f != nil && f.acked {
+		if acked {
 			continue // its store update is under way (onAck)
 		}
-		if f != nil && now.Before(f.deadline) {
-			next = earliest(next, f.deadline)
+		if f != nil && now.Before(deadline) {
+			next = earliest(next, deadline)
 			continue
 		}
 		frame, c, err := r.prepare(rec, now)

@@ -72,6 +72,17 @@ type Config struct {
 	RouteTTL         time.Duration // how long a stale route is kept, default 24 h
 	ExpireInterval   time.Duration // how often expired bundles are dropped, default 10 s
 
+	// AnnounceMax is the longest gap between two announces to a neighbour
+	// while what it would hear stays the same: the gap doubles from
+	// AnnounceInterval up to this (pace.go). Default 10 min; at most
+	// 20 min (a third of the hour any node keeps a route live without
+	// hearing it again), at least AnnounceInterval.
+	AnnounceMax time.Duration
+	// AnnounceHold paces announces of changed routes to a neighbour: a
+	// change is announced at once, but after a burst of twenty at most one
+	// goes per AnnounceHold. Default 1 s.
+	AnnounceHold time.Duration
+
 	// Ingress rate limits per neighbour, in bundles per second with a
 	// burst, over links that are not radios (default 30,000/s, burst
 	// 60,000: far above what a heavy user sends, so only a flood is held
@@ -90,6 +101,10 @@ type Config struct {
 	// HedgeFor is how long an originator keeps the hedge of a bundle
 	// without a receipt, default 1 h.
 	HedgeFor time.Duration
+
+	// after, if set, replaces time.After in the announce loop (tests run
+	// it on a virtual clock, with Now).
+	after func(time.Duration) <-chan time.Time
 }
 
 // Event reports progress of a locally originated bundle.
@@ -119,13 +134,13 @@ type Router struct {
 	nbrs  map[bundle.Addr]*neighbour
 	dials map[string]*dialState
 
-	localWake chan struct{}
-	changed   chan struct{}
-	unrouted  chan struct{} // a bundle was stored with no next hop
-	notes     chan struct{} // new receipts to pass on (notesLoop)
-	announce  uint64
-	origins   *origins
-	voice     voiceState // live voice datagram relay (voice.go)
+	localWake   chan struct{}
+	changed     chan struct{}
+	unrouted    chan struct{} // a bundle was stored with no next hop
+	notes       chan struct{} // new receipts to pass on (notesLoop)
+	announceSeq uint64        // numbers announces (bundle.Announce.Seq)
+	origins     *origins
+	voice       voiceState // live voice datagram relay (voice.go)
 
 	savedShape string    // routes and hops last written (persist.go)
 	savedAt    time.Time // when
@@ -151,6 +166,12 @@ func New(cfg Config) (*Router, error) {
 		}
 	}
 	def(&cfg.AnnounceInterval, 30*time.Second)
+	def(&cfg.AnnounceMax, 10*time.Minute)
+	def(&cfg.AnnounceHold, time.Second)
+	cfg.AnnounceMax = announceMax(cfg)
+	if cfg.after == nil {
+		cfg.after = time.After
+	}
 	def(&cfg.RetryMin, 5*time.Second)
 	def(&cfg.RetryMax, 2*time.Minute)
 	def(&cfg.RouteTTL, 24*time.Hour)
@@ -172,12 +193,14 @@ func New(cfg Config) (*Router, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	// A learned route stays live without a new announce for four announce
-	// intervals, and at least an hour: over a radio the 3 % control budget
-	// may hold announces back for many minutes, and every announce
-	// withdraws what it no longer lists anyway. A destination that lost
-	// every loop-free route waits two intervals before longer routes count
-	// as loop-free again (meanwhile they are used, not announced: nextHop).
-	tcfg := policy.TableConfig{LiveFor: max(4*cfg.AnnounceInterval, time.Hour), StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
+	// intervals, and at least an hour (minRouteLife): over a radio the 3 %
+	// control budget may hold announces back for many minutes, announces
+	// of unchanged routes back off to AnnounceMax (pace.go), and every
+	// announce withdraws what it no longer lists anyway. A destination
+	// that lost every loop-free route waits two intervals before longer
+	// routes count as loop-free again (meanwhile they are used, not
+	// announced: nextHop).
+	tcfg := policy.TableConfig{LiveFor: max(4*cfg.AnnounceInterval, minRouteLife), StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
 	r := &Router{
 		cfg: cfg, log: cfg.Logger.With("component", "router"),
 		table: newTable(cfg.Self, tcfg, policy.NewReputation()), m: newMetrics(),
@@ -365,15 +388,29 @@ func (r *Router) reroute() {
 	}
 }
 
+// announceLoop runs a round every AnnounceInterval and on every route
+// change: reroute (the safety net: nothing waits longer than one
+// interval), route expiry, link costs, announces where due (pace.go) and
+// full summaries (anti-entropy). Between rounds it wakes when a paced
+// announce falls due.
 func (r *Router) announceLoop() {
 	defer r.wg.Done()
-	t := time.NewTicker(r.cfg.AnnounceInterval)
-	defer t.Stop()
+	tick := r.cfg.Now().Add(r.cfg.AnnounceInterval)
 	for {
+		at := tick
+		if p := r.paceAt(); !p.IsZero() && p.Before(at) {
+			at = p
+		}
 		select {
 		case <-r.ctx.Done():
 			return
-		case <-t.C:
+		case <-r.cfg.after(at.Sub(r.cfg.Now())):
+			now := r.cfg.Now()
+			if now.Before(tick) {
+				r.announceAll(now) // only a paced announce is due
+				continue
+			}
+			tick = now.Add(r.cfg.AnnounceInterval)
 			r.reroute() // safety net: nothing waits longer than one interval
 		case <-r.changed:
 			r.reroute()
@@ -384,29 +421,34 @@ func (r *Router) announceLoop() {
 			r.reroute()
 			continue
 		}
-		now := r.cfg.Now()
-		nbrs := r.neighbours()
-		changed := r.table.expire(now)
-		for _, n := range nbrs {
-			// Link costs move (round trips, airtime): refresh each
-			// neighbour's direct metric.
-			if u := n.units(); u > 0 && r.table.neighbourUp(n.addr, u, now) {
-				changed = true
-			}
+		r.round(r.cfg.Now())
+	}
+}
+
+// round expires routes, refreshes link costs, and offers every neighbour
+// an announce (paced) and a full summary.
+func (r *Router) round(now time.Time) {
+	nbrs := r.neighbours()
+	changed := r.table.expire(now)
+	for _, n := range nbrs {
+		// Link costs move (round trips, airtime): refresh each
+		// neighbour's direct metric.
+		if u := n.units(); u > 0 && r.table.neighbourUp(n.addr, u, now) {
+			changed = true
 		}
-		if changed {
-			r.reroute()
-		}
-		r.saveRoutes()
-		for _, n := range nbrs {
-			if l := n.link(); l != nil {
-				r.sendAnnounce(n.addr, l)
-				n.mu.Lock()
-				speaks := n.speaks
-				n.mu.Unlock()
-				if speaks {
-					r.sendSummary(n, true) // anti-entropy
-				}
+	}
+	if changed {
+		r.reroute()
+	}
+	r.saveRoutes()
+	for _, n := range nbrs {
+		if l := n.link(); l != nil {
+			r.announce(n, l, now, false)
+			n.mu.Lock()
+			speaks := n.speaks
+			n.mu.Unlock()
+			if speaks {
+				r.sendSummary(n, true) // anti-entropy
 			}
 		}
 	}

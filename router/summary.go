@@ -8,8 +8,10 @@ import (
 )
 
 // Summaries (bundle.Summary, FORMAT.md) go between neighbours over links
-// that are not radios: a full one when a link comes up and with every
-// periodic announce (what this node holds, and the receipts it knows), and
+// that are not radios: a full one when a link comes up, every
+// AnnounceInterval and on every route change (the announce loop's round,
+// whether or not the paced announce goes; what this node holds, and the
+// receipts it knows), and
 // notes in between (new receipts only, after SummaryDelay so that several
 // ride together; grants ahead of the bundles they belong to). Nodes that
 // predate summaries reject them, so only the full summary when a link
