@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/router/policy"
 	"github.com/ternmesh/tern/store"
 	"github.com/ternmesh/tern/transports"
 )
@@ -46,24 +47,25 @@ func TestSprayOnContactReceiptClearsCopies(t *testing.T) {
 	if err := a.r.Submit(msg); err != nil {
 		t.Fatal(err)
 	}
-	if got := copiesAt(a, msg.ID); got != 16 {
-		t.Fatalf("A holds %d copies, want the budget of 16", got)
+	if got := copiesAt(a, msg.ID); got != policy.DefaultCopies {
+		t.Fatalf("A holds %d copies, want the budget of %d", got, policy.DefaultCopies)
 	}
 
+	half, quarter := policy.DefaultCopies/2, policy.DefaultCopies/4
 	part := meet(a, b)
-	eventually(t, "A gives B half its copies", func() bool { return copiesAt(b, msg.ID) == 8 && copiesAt(a, msg.ID) == 8 })
+	eventually(t, "A gives B half its copies", func() bool { return copiesAt(b, msg.ID) == half && copiesAt(a, msg.ID) == half })
 	part(t)
 	part = meet(a, c)
-	eventually(t, "A gives C half of what is left", func() bool { return copiesAt(c, msg.ID) == 4 && copiesAt(a, msg.ID) == 4 })
+	eventually(t, "A gives C half of what is left", func() bool { return copiesAt(c, msg.ID) == quarter && copiesAt(a, msg.ID) == quarter })
 	part(t)
-	if copiesAt(b, msg.ID)+copiesAt(c, msg.ID)+copiesAt(a, msg.ID) != 16 {
-		t.Fatalf("copies A %d B %d C %d: the budget of 16 was not conserved", copiesAt(a, msg.ID), copiesAt(b, msg.ID), copiesAt(c, msg.ID))
+	if copiesAt(b, msg.ID)+copiesAt(c, msg.ID)+copiesAt(a, msg.ID) != policy.DefaultCopies {
+		t.Fatalf("copies A %d B %d C %d: the budget of %d was not conserved", copiesAt(a, msg.ID), copiesAt(b, msg.ID), copiesAt(c, msg.ID), policy.DefaultCopies)
 	}
 	// The budget survives a restart of a holder.
 	b.stop()
 	b.start(t)
-	if got := copiesAt(b, msg.ID); got != 8 {
-		t.Fatalf("after a restart B holds %d copies, want 8", got)
+	if got := copiesAt(b, msg.ID); got != half {
+		t.Fatalf("after a restart B holds %d copies, want %d", got, half)
 	}
 
 	part = meet(c, d)

@@ -12,7 +12,9 @@ type held struct {
 	b        *simBundle
 	copies   int
 	from     int  // neighbour that handed it over, -1 if originated
-	hedge    bool // the copy kept after a routed hand-over: waits for the destination
+	hedge    bool // the copy kept after a routed hand-over: waits for the receipt
+	routed   bool // the hand-over in flight follows a live route
+	avoid    int  // after a hedge timed out: the neighbour that got the bundle (-1: none)
 	inflight bool
 	to, give int
 	tries    int
@@ -34,16 +36,18 @@ type node struct {
 	radio *radio
 	rup   map[int]bool // radio neighbours heard and up
 
-	store map[bundle.ID]*held
-	order []bundle.ID
-	seen  map[bundle.ID]bool // flooding and receive dedupe
-	done  map[bundle.ID]bool // delivered here (application saw it)
-	peak  int
+	store  map[bundle.ID]*held
+	byFrom map[int]int // bundles held, by the neighbour that handed them over (-1: originated)
+	order  []bundle.ID
+	seen   map[bundle.ID]bool // flooding and receive dedupe
+	done   map[bundle.ID]bool // delivered here (application saw it)
+	peak   int
 
 	// Tern.
 	table    *policy.Table
 	rep      *policy.Reputation
-	lim      *policy.Limiter
+	lim      *policy.Limiter // radio neighbours
+	wlim     *policy.Limiter // neighbours on point-to-point links
 	handed   map[bundle.ID]int
 	rcpts    []bundle.ID
 	rcptSet  map[bundle.ID]bool
@@ -73,7 +77,7 @@ const (
 
 func newNode(s *Sim, i int, p placed) *node {
 	n := &node{s: s, idx: i, addr: addrOf(i), role: p.role, up: true,
-		store: map[bundle.ID]*held{}, seen: map[bundle.ID]bool{}, done: map[bundle.ID]bool{},
+		store: map[bundle.ID]*held{}, byFrom: map[int]int{}, seen: map[bundle.ID]bool{}, done: map[bundle.ID]bool{},
 		rup: map[int]bool{}, handed: map[bundle.ID]int{}, rcptSet: map[bundle.ID]bool{},
 		trickles: map[*p2p]*policy.Trickle{}, known: map[nbrKey]bool{}}
 	if p.lora > 0 {
@@ -85,7 +89,11 @@ func newNode(s *Sim, i int, p placed) *node {
 	n.table = policy.NewTable(n.addr, policy.TableConfig{LiveFor: 65 * time.Minute, StaleFor: 24 * time.Hour, HoldDown: 5 * time.Minute})
 	n.rep = policy.NewReputation()
 	n.table.SetPenalty(func(v bundle.Addr) uint8 { return n.rep.PenaltyOf(v) })
-	n.lim = policy.NewLimiter(0.5, 30) // a neighbour may hand over 30 at once, then one per 2 s
+	// Per-neighbour ingress limits, as in the daemon: generous on wired
+	// links (a hub may hand a returning neighbour all it holds), tight on
+	// the radio.
+	n.lim = policy.NewLimiter(0.5, 30)   // radio: 30 at once, then one per 2 s
+	n.wlim = policy.NewLimiter(0.5, 500) // wired: 500 at once (a returning neighbour's share), then one per 2 s
 	return n
 }
 
@@ -141,18 +149,31 @@ func (n *node) put(h *held) {
 			id := n.order[0]
 			n.order = n.order[1:]
 			if old := n.store[id]; old != nil && !old.inflight {
-				delete(n.store, id)
+				n.drop(id)
 				n.s.rep.StorageDrops++
 				break
 			}
 		}
 	}
 	n.store[h.b.id] = h
+	n.byFrom[h.from]++
 	n.order = append(n.order, h.b.id)
 	n.peak = max(n.peak, len(n.store))
 }
 
-func (n *node) drop(id bundle.ID) { delete(n.store, id) }
+func (n *node) drop(id bundle.ID) {
+	if h := n.store[id]; h != nil {
+		n.byFrom[h.from]--
+		delete(n.store, id)
+	}
+}
+
+// overQuota: the store is full and neighbour from already fills a
+// quarter of it. Its next bundle is refused (no custody ack: it keeps the
+// bundle), so one flooding neighbour cannot push out everyone else's.
+func (n *node) overQuota(from int) bool {
+	return len(n.store) >= n.s.sc.StorageLimit && n.byFrom[from] >= n.s.sc.StorageLimit/4
+}
 
 // compact removes dropped IDs from the order list now and then.
 func (n *node) compact() {
@@ -206,12 +227,14 @@ func (n *node) originate(b *simBundle) {
 	case Tern:
 		if n.role == roleLiar {
 			// A flooding liar pushes its junk at every neighbour.
+			n.s.rep.JunkMade++
 			for _, j := range n.neighbours() {
+				n.s.rep.JunkSent++
 				n.sendTo(j, &frame{kind: fData, b: b, copies: 1, size: b.size + headerBytes, class: b.class})
 			}
 			return
 		}
-		n.put(&held{b: b, copies: policy.DefaultCopies, from: -1})
+		n.put(&held{b: b, copies: policy.DefaultCopies, from: -1, avoid: -1})
 		n.process(n.store[b.id])
 	}
 }
@@ -262,7 +285,7 @@ func (n *node) sendTo(j int, f *frame) bool {
 			opts, ls = append(opts, l.m), append(ls, l)
 		}
 	}
-	if n.radio != nil && n.rup[j] && n.s.nodes[j].up {
+	if n.radio != nil && n.rup[j] && n.s.nodes[j].up && !(n.s.proto == Tern && f.class == policy.Bulk) {
 		opts, ls = append(opts, n.radioMetrics()), append(ls, nil)
 	}
 	class := f.class

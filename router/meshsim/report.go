@@ -34,7 +34,8 @@ type Report struct {
 
 	Collisions, RadioDrops, StorageDrops, Expired int
 	RateLimited, DupDeliveries                    int
-	JunkDelivered                                 int
+	QuotaRefused                                  int // bundles refused because their sender filled a quarter of a full store
+	JunkMade, JunkSent, JunkDelivered             int // liars' junk: bundles made, offered to neighbours (per neighbour), that reached an application
 	WallTime                                      time.Duration
 	ByKind                                        [4]time.Duration // LoRa airtime by frame kind: data, ack, announce, summary
 }

@@ -78,6 +78,7 @@ type Scenario struct {
 	StorageLimit int     `json:"storage_limit"` // bundles per node
 
 	Liars          int     `json:"liars"`
+	LiarsOnLAN     int     `json:"liars_on_lan"` // how many of the liars are also on a LAN island
 	LiarJunkPerMin float64 `json:"liar_junk_per_min"`
 }
 
@@ -202,8 +203,15 @@ func (s *Scenario) layout(rng *rand.Rand) []placed {
 			next(roleIsland, isl, lora)
 		}
 	}
-	for range s.Liars {
-		next(roleLiar, -1, s.RelayRangeKm)
+	for k := range s.Liars {
+		// Liars have a relay's radio; with liars_on_lan the first ones
+		// also sit inside a building's LAN (island k), a compromised
+		// node that can lie and flood over both media.
+		island := -1
+		if k < s.LiarsOnLAN && s.LANIslands > 0 {
+			island = k % s.LANIslands
+		}
+		next(roleLiar, island, s.RelayRangeKm)
 	}
 	for i < s.Nodes {
 		lora := 0.0

@@ -29,10 +29,11 @@ func TestCity100TernBeatsEpidemicAndFlooding(t *testing.T) {
 	WriteTable(&buf, rs)
 	t.Logf("\n%s", buf.String())
 	tern, epi, flood := rs[0], rs[1], rs[2]
-	// Known gap (see the report): Tern delivers ~90 % of what epidemic
-	// delivers here; the target is 100 %. Guard against regressions.
-	if tern.DeliveryRatio < 0.85*epi.DeliveryRatio {
-		t.Errorf("Tern delivered %.1f %%, epidemic %.1f %%: Tern fell below 85 %% of epidemic's delivery", 100*tern.DeliveryRatio, 100*epi.DeliveryRatio)
+	// Known gap (README, Mesh simulator): Tern delivers about 91 % of
+	// what epidemic delivers here; the target is 100 %. Guard against
+	// regressions.
+	if tern.DeliveryRatio < 0.9*epi.DeliveryRatio {
+		t.Errorf("Tern delivered %.1f %%, epidemic %.1f %%: Tern fell below 90 %% of epidemic's delivery", 100*tern.DeliveryRatio, 100*epi.DeliveryRatio)
 	}
 	if 3*tern.TxPerDelivered > epi.TxPerDelivered {
 		t.Errorf("Tern made %.1f bundle transmissions per delivery, epidemic %.1f: Tern must stay under a third", tern.TxPerDelivered, epi.TxPerDelivered)
@@ -56,9 +57,14 @@ func TestDeterministicPerSeed(t *testing.T) {
 	}
 }
 
-// TestLiarCannotCutOffTheRest: two nodes claim routes to everyone and
-// swallow what they get, and flood junk. Delivery degrades gracefully and
-// their junk is bounded at the first hop.
+// TestLiarCannotCutOffTheRest: two nodes with a relay's radio claim routes
+// to everyone at metric 0, swallow what they are given and push junk at
+// every neighbour, 2 bundles a second. Delivery degrades gracefully (the
+// hedges kept after each routed hand-over go around a neighbour that
+// swallows them, and reputation stops routing through it), and the junk
+// is held back at the first hop by the liars' own regional airtime budget
+// and their neighbours' ingress limits: next to nothing of it reaches an
+// application.
 func TestLiarCannotCutOffTheRest(t *testing.T) {
 	sc := loadCity(t)
 	honest, _ := New(sc, Tern)
@@ -66,13 +72,15 @@ func TestLiarCannotCutOffTheRest(t *testing.T) {
 	sc.Liars, sc.LiarJunkPerMin = 2, 120
 	liar, _ := New(sc, Tern)
 	l := liar.Run()
-	t.Logf("honest %.1f %%, with liars %.1f %%, rate-limited %d, junk delivered %d", 100*h.DeliveryRatio, 100*l.DeliveryRatio, l.RateLimited, l.JunkDelivered)
-	if l.DeliveryRatio < 0.8*h.DeliveryRatio {
-		t.Errorf("with two liars delivery fell from %.1f %% to %.1f %%", 100*h.DeliveryRatio, 100*l.DeliveryRatio)
+	t.Logf("honest %.1f %%, with liars %.1f %%; junk made %d, offered to neighbours %d, refused by ingress limits %d, reached an application %d",
+		100*h.DeliveryRatio, 100*l.DeliveryRatio, l.JunkMade, l.JunkSent, l.RateLimited, l.JunkDelivered)
+	if l.DeliveryRatio < 0.9*h.DeliveryRatio {
+		t.Errorf("with two liars delivery fell from %.1f %% to %.1f %%: more than a tenth lost", 100*h.DeliveryRatio, 100*l.DeliveryRatio)
 	}
-	// The liars here sit on LoRa only, where their own duty cycle already
-	// caps their junk below the per-neighbour limit (RateLimited stays 0);
-	// policy.TestBudgetAndLimiter covers the limiter itself.
+	if l.JunkMade == 0 || l.RateLimited == 0 || 100*l.JunkDelivered > l.JunkMade {
+		t.Errorf("liars made %d junk bundles, %d were refused at the first hop and %d reached applications: want refusals and under 1 %% through",
+			l.JunkMade, l.RateLimited, l.JunkDelivered)
+	}
 }
 
 var city1000 = flag.Bool("city1000", false, "run the 1,000-node scenario")

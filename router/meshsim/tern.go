@@ -12,7 +12,15 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 	switch f.kind {
 	case fData:
 		b := f.b
-		if !n.lim.Allow(addrOf(from), n.now()) {
+		lim := n.lim
+		if l != nil {
+			lim = n.wlim
+		}
+		if n.overQuota(from) {
+			n.s.rep.QuotaRefused++
+			return
+		}
+		if !lim.Allow(addrOf(from), n.now()) {
 			// Over this neighbour's rate: no custody ack, it keeps the
 			// bundle and its own airtime pays for the retries.
 			n.s.rep.RateLimited++
@@ -22,7 +30,11 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 		if n.role == roleLiar {
 			return // swallows everything it is given
 		}
-		if n.seen[b.id] || n.store[b.id] != nil || n.rcptSet[b.id] || b.expires <= n.s.now {
+		// A node that handed a bundle on and gets it back (the route now
+		// runs through it) takes it again: only a copy it still holds, a
+		// delivery it knows of, or the end of the lifetime makes it a
+		// duplicate. Custody accepted is never dropped.
+		if n.store[b.id] != nil || n.rcptSet[b.id] || n.done[b.id] || b.expires <= n.s.now {
 			if n.store[b.id] != nil && f.copies > 0 {
 				n.store[b.id].copies += f.copies
 			}
@@ -33,7 +45,7 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 			n.deliver(b)
 			return
 		}
-		n.put(&held{b: b, copies: max(f.copies, 1), from: from})
+		n.put(&held{b: b, copies: max(f.copies, 1), from: from, avoid: -1})
 		n.process(n.store[b.id])
 	case fAck:
 		for _, id := range f.ids {
@@ -45,6 +57,8 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 			h.copies -= h.give
 			if h.copies <= 0 {
 				n.drop(id)
+			} else if h.routed {
+				n.hedgeFor(h, from)
 			}
 		}
 	case fAnnounce:
@@ -75,6 +89,7 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 			}
 			nbrIsDest := h.b.dst == from
 			via, live, _ := n.table.NextHop(addrOf(h.b.dst), addrOf(h.from), n.upAddr)
+			h.routed = false
 			switch policy.Decide(h.copies, nbrIsDest, live && via == addrOf(from), live) {
 			case policy.Forward:
 				n.hand(h, from, h.copies)
@@ -106,7 +121,10 @@ func (n *node) process(h *held) {
 		return
 	}
 	exclude := bundle.Addr{}
-	if h.from >= 0 {
+	switch {
+	case h.avoid >= 0:
+		exclude = addrOf(h.avoid)
+	case h.from >= 0:
 		exclude = addrOf(h.from)
 	}
 	via, live, _ := n.table.NextHop(addrOf(h.b.dst), exclude, n.upAddr)
@@ -122,6 +140,7 @@ func (n *node) process(h *held) {
 	}
 	n.rep.Handed(via)
 	n.handed[h.b.id] = j
+	h.routed = true
 	n.hand(h, j, give)
 }
 
@@ -257,4 +276,24 @@ func (n *node) lie() {
 		k := min(len(routes), 100)
 		n.s.sendLoRa(n.idx, &frame{kind: fAnnounce, to: -1, routes: routes[:k], size: headerBytes + routeBytes*k})
 	}
+}
+
+// hedgeTimeout is how long the copy kept after a routed hand-over waits
+// for the destination's receipt before it goes another way.
+const hedgeTimeout = 20 * time.Minute
+
+// hedgeFor keeps what is left of h after a routed hand-over to neighbour
+// via as a hedge: it is not sent along the same route again, it goes to
+// the destination if this node meets it, and if no receipt comes within
+// hedgeTimeout it takes a route that avoids via (or is sprayed), so a
+// neighbour that swallows bundles loses each of them one hedge later.
+func (n *node) hedgeFor(h *held, via int) {
+	h.hedge, h.routed = true, false
+	n.s.at(hedgeTimeout, func() {
+		if n.store[h.b.id] != h || !h.hedge {
+			return
+		}
+		h.hedge, h.avoid = false, via
+		n.process(h)
+	})
 }

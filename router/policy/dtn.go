@@ -4,7 +4,7 @@ import "github.com/ternmesh/tern/bundle"
 
 // DefaultCopies is the copy budget a new bundle starts with when no live
 // route to its destination exists (binary spray-and-wait).
-const DefaultCopies = 16
+const DefaultCopies = 32
 
 // Spray splits a copy budget on contact with a node that lacks the bundle
 // (binary spray-and-wait, Spyropoulos et al.): the holder gives half and

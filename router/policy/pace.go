@@ -173,7 +173,8 @@ type Reputation struct {
 type score struct{ handed, receipted int }
 
 // NewReputation returns a tracker with the default judgement: at least 8
-// bundles, under 25 % receipted, penalty MaxMetric (unusable).
+// bundles, under a quarter of the average receipt ratio, penalty
+// MaxMetric (unusable).
 func NewReputation() *Reputation {
 	return &Reputation{MinSample: 8, Ratio: 0.25, Penalty: MaxMetric, per: make(map[bundle.Addr]*score)}
 }
@@ -193,14 +194,30 @@ func (r *Reputation) Handed(n bundle.Addr) { r.of(n).handed++ }
 // Receipted records a delivery receipt for a bundle handed to n.
 func (r *Reputation) Receipted(n bundle.Addr) { r.of(n).receipted++ }
 
-// Penalty is the metric penalty for routes through n.
+// Penalty is the metric penalty for routes through n: n has been judged
+// on at least MinSample bundles and its receipt ratio is under Ratio times
+// this node's ratio over all neighbours (at least ratioFloor). Judging
+// against the average, not an absolute bar, keeps honest neighbours usable
+// where receipts are scarce for honest reasons (destinations that are
+// often away, receipts that travel slowly over radio), while a neighbour
+// that swallows everything still stands out.
 func (r *Reputation) PenaltyOf(n bundle.Addr) uint8 {
 	s := r.per[n]
 	if s == nil || s.handed < r.MinSample {
 		return 0
 	}
-	if float64(s.receipted) < r.Ratio*float64(s.handed) {
+	var handed, receipted int
+	for _, o := range r.per {
+		handed += o.handed
+		receipted += o.receipted
+	}
+	avg := max(float64(receipted)/float64(handed), ratioFloor)
+	if float64(s.receipted) < r.Ratio*avg*float64(s.handed) {
 		return r.Penalty
 	}
 	return 0
 }
+
+// ratioFloor is the least average receipt ratio a neighbour is judged
+// against.
+const ratioFloor = 0.2

@@ -148,3 +148,39 @@ func TestAdvertiseSplitHorizonAndExpiry(t *testing.T) {
 		t.Errorf("D still advertised at %d after B withdrew it", h)
 	}
 }
+
+// TestReputationJudgesAgainstTheAverage: where receipts are scarce for
+// honest reasons every neighbour stays usable; a neighbour that swallows
+// everything while the others deliver is cut off, and so is one that
+// swallows everything when it is the only one judged.
+func TestReputationJudgesAgainstTheAverage(t *testing.T) {
+	a, b, liar := bundle.Addr{1}, bundle.Addr{2}, bundle.Addr{3}
+	scarce := NewReputation()
+	for i := range 40 {
+		scarce.Handed(a)
+		scarce.Handed(b)
+		if i%10 == 0 { // one in ten comes back: destinations often away
+			scarce.Receipted(a)
+			scarce.Receipted(b)
+		}
+	}
+	if scarce.PenaltyOf(a) != 0 || scarce.PenaltyOf(b) != 0 {
+		t.Fatalf("honest neighbours with 10 %% receipts penalised: %d %d", scarce.PenaltyOf(a), scarce.PenaltyOf(b))
+	}
+	for range 40 {
+		scarce.Handed(liar)
+	}
+	if scarce.PenaltyOf(liar) != MaxMetric {
+		t.Fatalf("a neighbour with no receipts among honest ones got penalty %d, want %d", scarce.PenaltyOf(liar), MaxMetric)
+	}
+	if scarce.PenaltyOf(a) != 0 {
+		t.Fatalf("the liar's misses made an honest neighbour unusable")
+	}
+	alone := NewReputation()
+	for range 8 {
+		alone.Handed(liar)
+	}
+	if alone.PenaltyOf(liar) != MaxMetric {
+		t.Fatalf("a lone neighbour with 8 misses got penalty %d, want %d", alone.PenaltyOf(liar), MaxMetric)
+	}
+}
