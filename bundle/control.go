@@ -82,8 +82,10 @@ func validateCustodyAck(ids []ID) error {
 type Announce struct {
 	_ struct{} `cbor:",toarray"`
 
-	// Seq increases with every announce a node sends; a receiver ignores an
-	// announce whose Seq is not above the last one it took from that node.
+	// Seq increases with every announce a node sends (it starts again at 1
+	// when the node restarts). A receiver takes every announce; a Seq that
+	// goes back tells it the sender restarted and needs a whole announce
+	// at once (router/pace.go).
 	Seq uint64
 	// Routes lists at most MaxAnnounceRoutes distinct destinations; it may
 	// be empty (the neighbour only says it is there).
