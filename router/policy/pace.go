@@ -168,6 +168,8 @@ type Reputation struct {
 	// Penalty is added to every route through a bad neighbour.
 	Penalty uint8
 	per     map[bundle.Addr]*score
+	// handed and receipted are the sums over per.
+	handed, receipted int
 }
 
 type score struct{ handed, receipted int }
@@ -189,10 +191,10 @@ func (r *Reputation) of(n bundle.Addr) *score {
 }
 
 // Handed records a bundle handed to n on a live route.
-func (r *Reputation) Handed(n bundle.Addr) { r.of(n).handed++ }
+func (r *Reputation) Handed(n bundle.Addr) { r.of(n).handed++; r.handed++ }
 
 // Receipted records a delivery receipt for a bundle handed to n.
-func (r *Reputation) Receipted(n bundle.Addr) { r.of(n).receipted++ }
+func (r *Reputation) Receipted(n bundle.Addr) { r.of(n).receipted++; r.receipted++ }
 
 // Penalty is the metric penalty for routes through n: n has been judged
 // on at least MinSample bundles and its receipt ratio is under Ratio times
@@ -206,12 +208,7 @@ func (r *Reputation) PenaltyOf(n bundle.Addr) uint8 {
 	if s == nil || s.handed < r.MinSample {
 		return 0
 	}
-	var handed, receipted int
-	for _, o := range r.per {
-		handed += o.handed
-		receipted += o.receipted
-	}
-	avg := max(float64(receipted)/float64(handed), ratioFloor)
+	avg := max(float64(r.receipted)/float64(r.handed), ratioFloor)
 	if float64(s.receipted) < r.Ratio*avg*float64(s.handed) {
 		return r.Penalty
 	}
