@@ -52,6 +52,7 @@ type node struct {
 	rcpts    []bundle.ID
 	rcptSet  map[bundle.ID]bool
 	trickles map[*p2p]*policy.Trickle
+	advGen   map[*p2p]uint64 // per link (nil: radio): Table.AdvertGen when Trickle last judged it
 	rtrickle *policy.Trickle
 	kick     bool
 
@@ -79,7 +80,7 @@ func newNode(s *Sim, i int, p placed) *node {
 	n := &node{s: s, idx: i, addr: addrOf(i), role: p.role, up: true,
 		store: map[bundle.ID]*held{}, byFrom: map[int]int{}, seen: map[bundle.ID]bool{}, done: map[bundle.ID]bool{},
 		rup: map[int]bool{}, handed: map[bundle.ID]int{}, rcptSet: map[bundle.ID]bool{},
-		trickles: map[*p2p]*policy.Trickle{}, known: map[nbrKey]bool{}}
+		trickles: map[*p2p]*policy.Trickle{}, advGen: map[*p2p]uint64{}, known: map[nbrKey]bool{}}
 	if p.lora > 0 {
 		burst := time.Duration(float64(time.Hour) * s.sc.DutyCycle / 6)
 		n.radio = &radio{rangeKm: p.lora, budget: policy.NewBudget(s.sc.DutyCycle, burst),

@@ -223,6 +223,9 @@ func (n *node) announce() {
 		return
 	}
 	now := n.now()
+	if n.unchanged(nil, n.rtrickle) {
+		return
+	}
 	routes := n.table.Advertise(bundle.Addr{}, 0)
 	if !n.rtrickle.Due(now, policy.Digest(routes)) {
 		return
@@ -244,14 +247,28 @@ func (n *node) announce() {
 
 func (n *node) announceOn(l *p2p) { n.announceOnDue(l, true) }
 
+// unchanged reports whether the announce due on link l (nil: the radio)
+// is the one Trickle t last saw and t's next interval has not begun, so
+// that Due would say no: the announce need not be built to find out (it
+// is most of a 1,000-node run).
+func (n *node) unchanged(l *p2p, t *policy.Trickle) bool {
+	gen := n.table.AdvertGen()
+	last, ok := n.advGen[l]
+	n.advGen[l] = gen
+	return ok && last == gen && n.now().Before(t.NextAt())
+}
+
 func (n *node) announceOnDue(l *p2p, force bool) {
 	j := l.other(n.idx)
-	routes := n.table.Advertise(addrOf(j), 0)
 	t := n.trickles[l]
 	if t == nil {
 		t = &policy.Trickle{Min: 30 * time.Second, Max: 10 * time.Minute}
 		n.trickles[l] = t
 	}
+	if !force && n.unchanged(l, t) {
+		return
+	}
+	routes := n.table.Advertise(addrOf(j), 0)
 	if !t.Due(n.now(), policy.Digest(routes)) && !force {
 		return
 	}

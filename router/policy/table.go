@@ -435,6 +435,16 @@ type advCache struct {
 	ver  uint64
 	pen  map[bundle.Addr]int
 	base []advBest // sorted by best metric, then address; self first
+	gen  uint64    // counts rebuilds of base
+}
+
+// AdvertGen changes whenever what Advertise would return may have changed
+// (routes or penalties); equal values mean equal announces. A caller that
+// only needs to know whether its last announce still holds compares it
+// instead of building the announce again.
+func (t *Table) AdvertGen() uint64 {
+	t.advertBase()
+	return t.adv.gen
 }
 
 // advertBase returns the cached per-destination bests, recomputing them
@@ -479,7 +489,7 @@ func (t *Table) advertBase() []advBest {
 	slices.SortFunc(base, func(a, b advBest) int {
 		return cmpRoute(bundle.Route{Dest: a.dest, Hops: a.best}, bundle.Route{Dest: b.dest, Hops: b.best})
 	})
-	*c = advCache{ok: true, ver: t.ver, pen: pen, base: base}
+	*c = advCache{ok: true, ver: t.ver, pen: pen, base: base, gen: c.gen + 1}
 	return base
 }
 
