@@ -184,3 +184,33 @@ func TestReputationJudgesAgainstTheAverage(t *testing.T) {
 		t.Fatalf("a lone neighbour with 8 misses got penalty %d, want %d", alone.PenaltyOf(liar), MaxMetric)
 	}
 }
+
+// TestAdvertGenChangesWithTheAnnounce: equal generations mean equal
+// announces; a route change or a new penalty moves it on.
+func TestAdvertGenChangesWithTheAnnounce(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tb := NewTable(bundle.Addr{1}, TableConfig{})
+	g0 := tb.AdvertGen()
+	if tb.AdvertGen() != g0 {
+		t.Fatal("AdvertGen moved with nothing changed")
+	}
+	tb.NeighbourUp(bundle.Addr{2}, 1, now)
+	g1 := tb.AdvertGen()
+	if g1 == g0 {
+		t.Fatal("AdvertGen did not move when a neighbour came up")
+	}
+	penalised := false
+	tb.SetPenalty(func(bundle.Addr) uint8 {
+		if penalised {
+			return MaxMetric
+		}
+		return 0
+	})
+	if tb.AdvertGen() != g1 {
+		t.Fatal("AdvertGen moved when a penalty of zero was installed")
+	}
+	penalised = true
+	if tb.AdvertGen() == g1 {
+		t.Fatal("AdvertGen did not move when the neighbour was penalised")
+	}
+}
