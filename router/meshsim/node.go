@@ -54,7 +54,6 @@ type node struct {
 	trickles map[*p2p]*policy.Trickle
 	advGen   map[*p2p]uint64 // per link (nil: radio): Table.AdvertGen when Trickle last judged it
 	rtrickle *policy.Trickle
-	kick     bool
 
 	// Epidemic: what each neighbour is known to hold.
 	known map[nbrKey]bool
@@ -251,9 +250,7 @@ func (n *node) tick() {
 		}
 		switch n.s.proto {
 		case Tern:
-			if n.table.Expire(now) {
-				n.kick = true
-			}
+			n.table.Expire(now) // held bundles are processed below, every tick
 			n.announce()
 			if int(n.s.now/tick)%int(antiEntropy/tick) == n.idx%int(antiEntropy/tick) {
 				// Anti-entropy on point-to-point links (cheap there; on
@@ -264,7 +261,6 @@ func (n *node) tick() {
 					}
 				}
 			}
-			n.kick = false
 			for _, id := range n.heldIDs() {
 				n.process(n.store[id])
 			}
@@ -286,7 +282,7 @@ func (n *node) sendTo(j int, f *frame) bool {
 			opts, ls = append(opts, l.m), append(ls, l)
 		}
 	}
-	if n.radio != nil && n.rup[j] && n.s.nodes[j].up && !(n.s.proto == Tern && f.class == policy.Bulk) {
+	if n.radio != nil && n.rup[j] && n.s.nodes[j].up && !n.heldOffRadio(f) {
 		opts, ls = append(opts, n.radioMetrics()), append(ls, nil)
 	}
 	class := f.class
@@ -331,7 +327,6 @@ func (n *node) neighbourEvent(j int, up bool, l *p2p) {
 				n.announceOn(l)
 				n.summary(j)
 			}
-			n.kick = true
 		} else if !n.reach(j) {
 			n.table.NeighbourDown(addrOf(j), now)
 			for _, id := range n.heldIDs() {
@@ -339,7 +334,6 @@ func (n *node) neighbourEvent(j int, up bool, l *p2p) {
 					h.inflight = false
 				}
 			}
-			n.kick = true
 		}
 	case Epidemic:
 		if up {
@@ -492,4 +486,11 @@ func (n *node) summary(j int) {
 	}
 	n.sendTo(j, &frame{kind: fSummary, ids: ids, rcpts: append([]bundle.ID(nil), n.rcpts...),
 		size: headerBytes + idBytes*(len(ids)+len(n.rcpts))})
+}
+
+// heldOffRadio mirrors the daemon's rule (router/bulk.go): the scenario's
+// bulk messages are files (bundle.FlagBulk), which Tern never puts on a
+// radio. Epidemic and flooding have no such rule.
+func (n *node) heldOffRadio(f *frame) bool {
+	return n.s.proto == Tern && f.kind == fData && f.class == policy.Bulk
 }

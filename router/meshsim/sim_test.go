@@ -105,3 +105,22 @@ func TestCity1000(t *testing.T) {
 	WriteTable(&buf, []Report{r})
 	t.Logf("1,000 nodes, %v virtual, in %v:\n%s", time.Duration(sc.Duration), time.Since(start), buf.String())
 }
+
+// TestCustodianTakesABundleBack: a node that handed a bundle on and is
+// handed it again (the route now runs through it) keeps it; it used to
+// acknowledge it as a duplicate and drop it, losing the message.
+func TestCustodianTakesABundleBack(t *testing.T) {
+	sc := loadCity(t)
+	s, err := New(sc, Tern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := s.nodes[0]
+	b := &simBundle{dst: 1, size: 90, expires: time.Hour}
+	b.id[0] = 0xb1
+	n.seen[b.id] = true // it held it once and passed it on
+	n.onTern(2, nil, &frame{kind: fData, b: b, copies: 1, size: 90 + headerBytes})
+	if n.store[b.id] == nil && !s.nodes[1].done[b.id] {
+		t.Fatal("the bundle handed back was acknowledged and dropped")
+	}
+}

@@ -70,9 +70,7 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 		if n.role == roleLiar {
 			return
 		}
-		if n.table.Learn(addrOf(from), units, f.routes, n.now()) {
-			n.kick = true
-		}
+		n.table.Learn(addrOf(from), units, f.routes, n.now()) // held bundles are processed every tick
 	case fSummary:
 		n.applyReceipts(f.rcpts)
 		if n.role == roleLiar {
