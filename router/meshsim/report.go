@@ -36,6 +36,7 @@ type Report struct {
 	RateLimited, DupDeliveries                    int
 	QuotaRefused                                  int // bundles refused because their sender filled a quarter of a full store
 	JunkMade, JunkSent, JunkDelivered             int // liars' junk: bundles made, offered to neighbours (per neighbour), that reached an application
+	JunkAccepted                                  int // liars' junk taken into custody by their neighbours (past the ingress limits and the liars' own airtime)
 	WallTime                                      time.Duration
 	ByKind                                        [4]time.Duration // LoRa airtime by frame kind: data, ack, announce, summary
 }

@@ -64,7 +64,7 @@ func TestDeterministicPerSeed(t *testing.T) {
 // swallows them, and reputation stops routing through it), and the junk
 // is held back at the first hop by the liars' own regional airtime budget
 // and their neighbours' ingress limits: next to nothing of it reaches an
-// application.
+// application. Then the same with one liar that is also on a LAN.
 func TestLiarCannotCutOffTheRest(t *testing.T) {
 	sc := loadCity(t)
 	honest, _ := New(sc, Tern)
@@ -77,9 +77,52 @@ func TestLiarCannotCutOffTheRest(t *testing.T) {
 	if l.DeliveryRatio < 0.9*h.DeliveryRatio {
 		t.Errorf("with two liars delivery fell from %.1f %% to %.1f %%: more than a tenth lost", 100*h.DeliveryRatio, 100*l.DeliveryRatio)
 	}
-	if l.JunkMade == 0 || l.RateLimited == 0 || 100*l.JunkDelivered > l.JunkMade {
-		t.Errorf("liars made %d junk bundles, %d were refused at the first hop and %d reached applications: want refusals and under 1 %% through",
-			l.JunkMade, l.RateLimited, l.JunkDelivered)
+	if l.JunkMade == 0 || 100*l.JunkDelivered > l.JunkMade {
+		t.Errorf("liars made %d junk bundles and %d reached applications: want under 1 %% through", l.JunkMade, l.JunkDelivered)
+	}
+	checkJunkLimited(t, liar, l)
+	// Inside a building's LAN a liar is cheap to reach, so its metric-0
+	// claims win every route of its LAN neighbours until reputation
+	// penalises it; the penalty then puts the destinations in hold-down,
+	// after which the honest routes are feasible again (policy.Table
+	// usable). Without that, delivery fell to 69 % here. Over seeds 1-8
+	// it is 0.87-0.95 of the honest run's.
+	sc.LiarsOnLAN, sc.Liars = 1, 1
+	lan, _ := New(sc, Tern)
+	ll := lan.Run()
+	t.Logf("with a liar on a LAN %.1f %%; junk made %d, refused by ingress limits %d, reached an application %d",
+		100*ll.DeliveryRatio, ll.JunkMade, ll.RateLimited, ll.JunkDelivered)
+	if ll.DeliveryRatio < 0.85*h.DeliveryRatio {
+		t.Errorf("with a liar on a LAN delivery fell from %.1f %% to %.1f %%: more than 15 %% lost", 100*h.DeliveryRatio, 100*ll.DeliveryRatio)
+	}
+	if ll.RateLimited == 0 {
+		t.Errorf("a liar on a LAN pushed %d junk bundles at its neighbours and the ingress limits refused none", ll.JunkSent)
+	}
+	checkJunkLimited(t, lan, ll)
+}
+
+// checkJunkLimited: the liars' neighbours took no more of their junk into
+// custody than the per-neighbour ingress limits allow over the run (on a
+// radio the liars' own regional airtime budget holds them to less).
+func checkJunkLimited(t *testing.T, s *Sim, r Report) {
+	t.Helper()
+	secs := time.Duration(s.sc.Duration).Seconds()
+	bound := 0.0
+	for _, n := range s.nodes {
+		if n.role != roleLiar {
+			continue
+		}
+		if n.radio != nil {
+			bound += float64(len(n.radio.nbrs)) * (n.nbrLimit(nil).Rate*secs + n.nbrLimit(nil).Burst)
+		}
+		for _, l := range n.links {
+			bound += n.nbrLimit(l).Rate*secs + n.nbrLimit(l).Burst
+		}
+	}
+	t.Logf("junk offered to neighbours %d, taken into custody %d (ingress limits allow at most %.0f), refused %d",
+		r.JunkSent, r.JunkAccepted, bound, r.RateLimited)
+	if r.JunkAccepted == 0 || float64(r.JunkAccepted) > bound {
+		t.Errorf("neighbours took %d of the liars' junk bundles into custody; the ingress limits allow at most %.0f", r.JunkAccepted, bound)
 	}
 }
 

@@ -12,10 +12,7 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 	switch f.kind {
 	case fData:
 		b := f.b
-		lim := n.lim
-		if l != nil {
-			lim = n.wlim
-		}
+		lim := n.nbrLimit(l)
 		if n.overQuota(from) {
 			n.s.rep.QuotaRefused++
 			return
@@ -29,6 +26,9 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 		n.ack(from, b)
 		if n.role == roleLiar {
 			return // swallows everything it is given
+		}
+		if b.junk && from < len(n.s.nodes) && n.s.nodes[from].role == roleLiar {
+			n.s.rep.JunkAccepted++
 		}
 		// A node that handed a bundle on and gets it back (the route now
 		// runs through it) takes it again: only a copy it still holds, a
@@ -99,6 +99,14 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 			}
 		}
 	}
+}
+
+// nbrLimit is the ingress limit for neighbours on link l (nil: the radio).
+func (n *node) nbrLimit(l *p2p) *policy.Limiter {
+	if l != nil {
+		return n.wlim
+	}
+	return n.lim
 }
 
 func (n *node) ack(to int, b *simBundle) {

@@ -59,6 +59,55 @@ func TestFeasibilityConditionRefusesLoop(t *testing.T) {
 	}
 }
 
+// TestPenalisedLiarCannotPinFeasibleDistance: a neighbour claims every
+// destination at 0 hops, which pins the feasible distance so low that the
+// honest, longer route is infeasible. Once reputation penalises the liar,
+// the destination goes into hold-down and, after it, the honest route is
+// used, though the liar keeps repeating its claim.
+func TestPenalisedLiarCannotPinFeasibleDistance(t *testing.T) {
+	self, liar, honest, d := bundle.Addr{'A'}, bundle.Addr{'L'}, bundle.Addr{'H'}, bundle.Addr{'D'}
+	hold := 5 * time.Minute
+	tab := NewTable(self, TableConfig{LiveFor: time.Hour, HoldDown: hold})
+	penalised := false
+	tab.SetPenalty(func(v bundle.Addr) uint8 {
+		if penalised && v == liar {
+			return MaxMetric
+		}
+		return 0
+	})
+	up := func(bundle.Addr) bool { return true }
+	now := t0
+	tell := func() {
+		tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 0}}, now)
+		tab.Learn(honest, 1, []bundle.Route{{Dest: d, Hops: 3}}, now)
+		tab.Expire(now)
+	}
+	tell()
+	if via, live, _ := tab.NextHop(d, bundle.Addr{}, up); via != liar || !live {
+		t.Fatalf("before any judgement: next hop %v live %v, want the liar's cheaper claim", via, live)
+	}
+	penalised = true
+	for now.Before(t0.Add(hold + time.Minute)) {
+		now = now.Add(30 * time.Second)
+		tell()
+	}
+	via, live, _ := tab.NextHop(d, bundle.Addr{}, up)
+	if via != honest || !live {
+		t.Fatalf("a hold-down after the liar was penalised: next hop %v live %v, want the honest route, live", via, live)
+	}
+	if got := tab.Advertise(bundle.Addr{'X'}, 0); len(got) < 2 || got[len(got)-1].Dest != d || got[len(got)-1].Hops != 4 {
+		t.Errorf("announce %v, want D at 4 (through the honest neighbour)", got)
+	}
+	// The liar's penalty lifted (it delivers again): its route is usable
+	// again at once.
+	penalised = false
+	now = now.Add(30 * time.Second)
+	tell()
+	if via, live, _ := tab.NextHop(d, bundle.Addr{}, up); via != liar || !live {
+		t.Errorf("penalty lifted: next hop %v live %v, want the cheaper route again", via, live)
+	}
+}
+
 func TestTrickleBacksOffAndResetsOnChange(t *testing.T) {
 	tr := &Trickle{Min: time.Minute, Max: 8 * time.Minute}
 	sent := 0

@@ -43,6 +43,8 @@ type viaEntry struct {
 	learned time.Time
 	// expiring is true while live learned routes through it may expire.
 	expiring bool
+	// penalty is the neighbour's penalty when Expire last looked.
+	penalty uint8
 }
 
 type destEntry struct {
@@ -188,16 +190,26 @@ func (t *Table) update(dest, via bundle.Addr, reported, units uint8, now time.Ti
 		t.via(via).routes[dest] = r
 	}
 	r.Metric, r.Reported, r.Live, r.Feasible, r.Seen = uint8(metric), reported, true, feasible, now
-	if feasible && uint8(metric) < e.fd {
+	if t.usable(r) && uint8(metric) < e.fd {
 		e.fd = uint8(metric)
 	}
 	return changed
 }
 
-// noteLoss remembers when a destination lost its last live feasible route.
+// usable reports whether r may carry bundles now: live, feasible, and
+// through a neighbour whose penalty leaves it under MaxMetric. Only
+// usable routes set the feasible distance or keep a destination out of
+// hold-down: a neighbour judged to swallow bundles (reputation) cannot
+// pin the feasible distance with its claims and keep every honest,
+// longer route infeasible.
+func (t *Table) usable(r *Route) bool {
+	return r.Live && r.Feasible && t.metric(r) < MaxMetric
+}
+
+// noteLoss remembers when a destination lost its last usable route.
 func (t *Table) noteLoss(e *destEntry, now time.Time) {
 	for _, r := range e.routes {
-		if r.Live && r.Feasible {
+		if t.usable(r) {
 			return
 		}
 	}
@@ -218,14 +230,14 @@ func (t *Table) maybeReset(e *destEntry, now time.Time) {
 		for _, r := range e.routes {
 			if r.Live {
 				r.Feasible = r.Dest == r.Via || r.Reported < MaxMetric
-				if r.Feasible && r.Metric < e.fd {
+				if t.usable(r) && r.Metric < e.fd {
 					e.fd = r.Metric
 				}
 			}
 		}
 	}
 	for _, r := range e.routes {
-		if r.Live && r.Feasible {
+		if t.usable(r) {
 			e.lostAt = time.Time{}
 			delete(t.lost, e.dest)
 			return
@@ -286,6 +298,7 @@ func (t *Table) Expire(now time.Time) bool {
 		}
 		v.expiring = false
 	}
+	t.notePenalties(now)
 	if !now.Before(t.sweepAt) {
 		t.sweep(now)
 	}
@@ -293,6 +306,30 @@ func (t *Table) Expire(now time.Time) bool {
 		t.maybeReset(e, now)
 	}
 	return changed
+}
+
+// notePenalties starts the hold-down of destinations whose routes a new
+// penalty made unusable (the feasible distance resets after it, so honest
+// routes longer than a liar's claims become feasible), and ends it where a
+// lifted penalty made a route usable again.
+func (t *Table) notePenalties(now time.Time) {
+	if t.penalty == nil {
+		return
+	}
+	for via, v := range t.vias {
+		p := t.penalty(via)
+		if p == v.penalty {
+			continue
+		}
+		v.penalty = p
+		for dest, r := range v.routes {
+			if r.Live {
+				e := t.dests[dest]
+				t.noteLoss(e, now)
+				t.maybeReset(e, now)
+			}
+		}
+	}
 }
 
 // sweep drops stale routes older than StaleFor and empty entries, and
