@@ -61,7 +61,7 @@ func (t *Table) Restore(dest, via bundle.Addr, metric uint8, seen time.Time) boo
 	r := &Route{Dest: dest, Via: via, Metric: metric, Reported: reported, Seen: seen}
 	e.routes[via] = r
 	t.via(via).routes[dest] = r
-	t.ver++
+	t.touch(e)
 	if at := seen.Add(t.cfg.StaleFor + 1); !t.sweepAt.IsZero() && at.Before(t.sweepAt) {
 		t.sweepAt = at
 	}
