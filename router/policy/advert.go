@@ -193,10 +193,11 @@ func (t *Table) rebuildDirty() {
 func (t *Table) bestOf(e *destEntry) (advBest, bool) {
 	pen := t.adv.pen
 	b := advBest{e: e, dest: e.dest, best: MaxMetric, second: MaxMetric}
-	for via, r := range e.routes {
+	for _, r := range e.routes {
 		if !r.Live || !r.Feasible {
 			continue
 		}
+		via := r.Via
 		m := int(r.Metric) + pen[via]
 		if m >= MaxMetric {
 			continue

@@ -59,12 +59,32 @@ type destEntry struct {
 	// numbers).
 	fd     uint8
 	lostAt time.Time // when the last live feasible route went away
-	routes map[bundle.Addr]*Route
+	// routes are the routes to dest, one per neighbour, and vias their
+	// neighbours in the same order. Few neighbours know any one
+	// destination, so a short list searched in order beats a map, and it
+	// is much faster to walk.
+	routes []*Route
+	vias   []bundle.Addr
 	// dirty is true while the entry waits in advCache.dirty.
 	dirty bool
 	// feasible counts the routes that are live and feasible, so that
 	// hold-down need not scan the routes to know whether any is left.
 	feasible int
+}
+
+// route is the route through via, or nil.
+func (e *destEntry) route(via bundle.Addr) *Route {
+	for i := range e.vias {
+		if e.vias[i] == via {
+			return e.routes[i]
+		}
+	}
+	return nil
+}
+
+// add adds r, a route through a neighbour e has none through.
+func (e *destEntry) add(r *Route) {
+	e.routes, e.vias = append(e.routes, r), append(e.vias, r.Via)
 }
 
 // setFlags sets r's Live and Feasible, keeping e.feasible counted.
@@ -148,7 +168,7 @@ func (t *Table) SetPenalty(p func(via bundle.Addr) uint8) { t.penalty = p }
 func (t *Table) entry(dest bundle.Addr) *destEntry {
 	e := t.dests[dest]
 	if e == nil {
-		e = &destEntry{dest: dest, fd: MaxMetric, routes: make(map[bundle.Addr]*Route)}
+		e = &destEntry{dest: dest, fd: MaxMetric}
 		t.dests[dest] = e
 	}
 	return e
@@ -205,7 +225,7 @@ func (t *Table) apply(dest, via bundle.Addr, reported, units uint8, now time.Tim
 	}
 	e := t.entry(dest)
 	t.maybeReset(e, now)
-	r := e.routes[via]
+	r := e.route(via)
 	if metric >= MaxMetric {
 		if r != nil && r.Live {
 			r.Seen = now
@@ -216,7 +236,7 @@ func (t *Table) apply(dest, via bundle.Addr, reported, units uint8, now time.Tim
 	}
 	if r == nil {
 		r = &Route{Dest: dest, Via: via}
-		e.routes[via] = r
+		e.add(r)
 		t.via(via).routes[dest] = r
 	}
 	return r, e, t.refresh(e, r, reported, uint8(metric), now)
@@ -310,31 +330,41 @@ func (t *Table) Expire(now time.Time) bool {
 func (t *Table) sweep(now time.Time) {
 	next := now.Add(t.cfg.StaleFor - t.cfg.LiveFor)
 	for dest, e := range t.dests {
-		for via, r := range e.routes {
-			if r.Live {
+		k := 0
+		for i, r := range e.routes {
+			if !r.Live && now.Sub(r.Seen) > t.cfg.StaleFor {
+				t.dropRoute(dest, r.Via)
 				continue
 			}
-			if now.Sub(r.Seen) > t.cfg.StaleFor {
-				delete(e.routes, via)
-				if v := t.vias[via]; v != nil {
-					delete(v.routes, dest)
-					v.forget()
-					if len(v.routes) == 0 {
-						delete(t.vias, via)
-					}
-				}
-				continue
-			}
-			if at := r.Seen.Add(t.cfg.StaleFor + 1); at.Before(next) {
+			if at := r.Seen.Add(t.cfg.StaleFor + 1); !r.Live && at.Before(next) {
 				next = at
 			}
+			e.routes[k], e.vias[k] = r, e.vias[i]
+			k++
 		}
+		clear(e.routes[k:])
+		e.routes, e.vias = e.routes[:k], e.vias[:k]
 		if len(e.routes) == 0 {
 			delete(t.dests, dest)
 			delete(t.lost, dest)
 		}
 	}
 	t.sweepAt = next
+}
+
+// dropRoute removes the route to dest from via's index (sweep removes
+// it from the destination's list), and via's remembered announce, which
+// may point to it.
+func (t *Table) dropRoute(dest, via bundle.Addr) {
+	v := t.vias[via]
+	if v == nil {
+		return
+	}
+	delete(v.routes, dest)
+	v.forget()
+	if len(v.routes) == 0 {
+		delete(t.vias, via)
+	}
 }
 
 func (t *Table) metric(r *Route) int {
