@@ -393,14 +393,14 @@ func (t *Table) NextHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (v
 			continue
 		}
 		u := up(r.Via)
+		m := t.metric(r)
 		rank := 2
 		switch {
-		case r.Live && r.Feasible && u && t.metric(r) < MaxMetric:
+		case r.Live && r.Feasible && u && m < MaxMetric:
 			rank = 0
 		case u:
 			rank = 1
 		}
-		m := t.metric(r)
 		better := best == nil || rank < bestRank
 		if !better && rank == bestRank {
 			if rank == 0 {
