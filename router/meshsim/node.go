@@ -197,8 +197,12 @@ func (n *node) compact() {
 // heldIDs lists held bundles in arrival order (deterministic).
 func (n *node) heldIDs() []bundle.ID {
 	n.compact()
-	var out []bundle.ID
-	seen := map[bundle.ID]bool{}
+	if len(n.store) == 0 {
+		return nil
+	}
+	// Sized for the store up front: growing the set is most of the cost.
+	out := make([]bundle.ID, 0, len(n.store))
+	seen := make(map[bundle.ID]bool, len(n.store))
 	for _, id := range n.order {
 		if n.store[id] != nil && !seen[id] {
 			seen[id] = true

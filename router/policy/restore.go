@@ -51,7 +51,7 @@ func (t *Table) Restore(dest, via bundle.Addr, metric uint8, seen time.Time) boo
 		return false
 	}
 	e := t.entry(dest)
-	if e.routes[via] != nil {
+	if e.route(via) != nil {
 		return false
 	}
 	reported := metric - 1
@@ -59,9 +59,9 @@ func (t *Table) Restore(dest, via bundle.Addr, metric uint8, seen time.Time) boo
 		reported = 0
 	}
 	r := &Route{Dest: dest, Via: via, Metric: metric, Reported: reported, Seen: seen}
-	e.routes[via] = r
+	e.add(r)
 	t.via(via).routes[dest] = r
-	t.ver++
+	t.touch(e)
 	if at := seen.Add(t.cfg.StaleFor + 1); !t.sweepAt.IsZero() && at.Before(t.sweepAt) {
 		t.sweepAt = at
 	}

@@ -2,8 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"maps"
-	"slices"
 	"sort"
 	"time"
 
@@ -43,6 +41,12 @@ type viaEntry struct {
 	learned time.Time
 	// expiring is true while live learned routes through it may expire.
 	expiring bool
+	// last is the neighbour's previous announce as Learn applied it (see
+	// learn.go); lastOK says it may be used, lastUnits is the link's
+	// worth it was learned over.
+	last      []learned
+	lastUnits uint8
+	lastOK    bool
 	// penalty is the neighbour's penalty when Expire last looked.
 	penalty uint8
 }
@@ -57,7 +61,51 @@ type destEntry struct {
 	// numbers).
 	fd     uint8
 	lostAt time.Time // when the last live feasible route went away
-	routes map[bundle.Addr]*Route
+	// routes are the routes to dest, one per neighbour, and vias their
+	// neighbours in the same order. Few neighbours know any one
+	// destination, so a short list searched in order beats a map, and it
+	// is much faster to walk.
+	routes []*Route
+	vias   []bundle.Addr
+	// dirty is true while the entry waits in advCache.dirty.
+	dirty bool
+	// feasible counts the routes that are live and feasible, so that
+	// hold-down need not scan the routes to know whether any is left.
+	feasible int
+}
+
+// route is the route through via, or nil.
+func (e *destEntry) route(via bundle.Addr) *Route {
+	for i := range e.vias {
+		if e.vias[i] == via {
+			return e.routes[i]
+		}
+	}
+	return nil
+}
+
+// add adds r, a route through a neighbour e has none through.
+func (e *destEntry) add(r *Route) {
+	e.routes, e.vias = append(e.routes, r), append(e.vias, r.Via)
+}
+
+// setFlags sets r's Live and Feasible, keeping e.feasible counted.
+func (e *destEntry) setFlags(r *Route, live, feasible bool) {
+	if r.Live && r.Feasible {
+		e.feasible--
+	}
+	r.Live, r.Feasible = live, feasible
+	if live && feasible {
+		e.feasible++
+	}
+}
+
+// withdraw turns r, a live route of e, stale: routing changes, and e
+// may have lost its last live feasible route.
+func (t *Table) withdraw(e *destEntry, r *Route, now time.Time) {
+	e.setFlags(r, false, r.Feasible)
+	t.touch(e)
+	t.noteLoss(e, now)
 }
 
 // TableConfig tunes a Table.
@@ -92,7 +140,10 @@ type Table struct {
 	ver uint64
 	// learns numbers Learn calls (Route.stamp).
 	learns uint64
-	adv    advCache
+	// next and unmatched are Learn's scratch space (learn.go).
+	next      []learned
+	unmatched []learned
+	adv       advCache
 	// penalty, when set, adds units to routes through a neighbour
 	// (reputation).
 	penalty func(via bundle.Addr) uint8
@@ -119,7 +170,7 @@ func (t *Table) SetPenalty(p func(via bundle.Addr) uint8) { t.penalty = p }
 func (t *Table) entry(dest bundle.Addr) *destEntry {
 	e := t.dests[dest]
 	if e == nil {
-		e = &destEntry{dest: dest, fd: MaxMetric, routes: make(map[bundle.Addr]*Route)}
+		e = &destEntry{dest: dest, fd: MaxMetric}
 		t.dests[dest] = e
 	}
 	return e
@@ -139,9 +190,8 @@ func (t *Table) NeighbourDown(n bundle.Addr, now time.Time) bool {
 	}
 	for dest, r := range v.routes {
 		if r.Live {
-			r.Live, r.Seen, changed = false, now, true
-			t.ver++
-			t.noteLoss(t.dests[dest], now)
+			r.Seen, changed = now, true
+			t.withdraw(t.dests[dest], r, now)
 		}
 	}
 	v.expiring = false
@@ -160,38 +210,53 @@ func (t *Table) via(n bundle.Addr) *viaEntry {
 // update applies one advertised route: via reports reported units to dest,
 // over a link worth units.
 func (t *Table) update(dest, via bundle.Addr, reported, units uint8, now time.Time) bool {
+	_, _, changed := t.apply(dest, via, reported, units, now)
+	return changed
+}
+
+// apply is update that also returns the route through via to dest and
+// its destination's entry (nil when there is none), so that Learn can
+// remember them.
+func (t *Table) apply(dest, via bundle.Addr, reported, units uint8, now time.Time) (*Route, *destEntry, bool) {
 	if dest == t.self {
-		return false
+		return nil, nil, false
 	}
 	metric := int(reported) + int(units)
 	if metric >= MaxMetric && t.dests[dest] == nil {
-		return false
+		return nil, nil, false
 	}
 	e := t.entry(dest)
 	t.maybeReset(e, now)
-	r := e.routes[via]
+	r := e.route(via)
 	if metric >= MaxMetric {
 		if r != nil && r.Live {
-			r.Live, r.Seen = false, now
-			t.ver++
-			t.noteLoss(e, now)
-			return true
+			r.Seen = now
+			t.withdraw(e, r, now)
+			return r, e, true
 		}
-		return false
-	}
-	feasible := dest == via || reported < e.fd
-	changed := r == nil || !r.Live || r.Metric != uint8(metric) || r.Feasible != feasible
-	if changed {
-		t.ver++
+		return r, e, false
 	}
 	if r == nil {
 		r = &Route{Dest: dest, Via: via}
-		e.routes[via] = r
+		e.add(r)
 		t.via(via).routes[dest] = r
 	}
-	r.Metric, r.Reported, r.Live, r.Feasible, r.Seen = uint8(metric), reported, true, feasible, now
-	if t.usable(r) && uint8(metric) < e.fd {
-		e.fd = uint8(metric)
+	return r, e, t.refresh(e, r, reported, uint8(metric), now)
+}
+
+// refresh makes r, a route of entry e, live at metric (below MaxMetric),
+// as its neighbour reported it now. It reports whether routing may have
+// changed. The caller has already run maybeReset on e.
+func (t *Table) refresh(e *destEntry, r *Route, reported, metric uint8, now time.Time) bool {
+	feasible := r.Dest == r.Via || reported < e.fd
+	changed := !r.Live || r.Metric != metric || r.Feasible != feasible
+	if changed {
+		t.touch(e)
+	}
+	r.Metric, r.Reported, r.Seen = metric, reported, now
+	e.setFlags(r, true, feasible)
+	if t.usable(r) && metric < e.fd {
+		e.fd = metric
 	}
 	return changed
 }
@@ -206,12 +271,27 @@ func (t *Table) usable(r *Route) bool {
 	return r.Live && r.Feasible && t.metric(r) < MaxMetric
 }
 
-// noteLoss remembers when a destination lost its last usable route.
-func (t *Table) noteLoss(e *destEntry, now time.Time) {
+// hasUsable reports whether e has a usable route. The count of live
+// feasible routes answers it unless penalties are in play.
+func (t *Table) hasUsable(e *destEntry) bool {
+	if e.feasible == 0 {
+		return false
+	}
+	if t.penalty == nil {
+		return true
+	}
 	for _, r := range e.routes {
 		if t.usable(r) {
-			return
+			return true
 		}
+	}
+	return false
+}
+
+// noteLoss remembers when a destination lost its last usable route.
+func (t *Table) noteLoss(e *destEntry, now time.Time) {
+	if t.hasUsable(e) {
+		return
 	}
 	if e.lostAt.IsZero() {
 		e.lostAt = now
@@ -225,53 +305,21 @@ func (t *Table) maybeReset(e *destEntry, now time.Time) {
 	}
 	if now.Sub(e.lostAt) >= t.cfg.HoldDown {
 		e.fd, e.lostAt = MaxMetric, time.Time{}
-		t.ver++
+		t.touch(e)
 		delete(t.lost, e.dest)
 		for _, r := range e.routes {
 			if r.Live {
-				r.Feasible = r.Dest == r.Via || r.Reported < MaxMetric
+				e.setFlags(r, true, r.Dest == r.Via || r.Reported < MaxMetric)
 				if t.usable(r) && r.Metric < e.fd {
 					e.fd = r.Metric
 				}
 			}
 		}
 	}
-	for _, r := range e.routes {
-		if t.usable(r) {
-			e.lostAt = time.Time{}
-			delete(t.lost, e.dest)
-			return
-		}
+	if t.hasUsable(e) {
+		e.lostAt = time.Time{}
+		delete(t.lost, e.dest)
 	}
-}
-
-// Learn applies a whole announce from neighbour from, reached over a link
-// worth units: listed routes become live, routes through from that it no
-// longer lists turn stale. It reports whether routing may have changed.
-func (t *Table) Learn(from bundle.Addr, units uint8, routes []bundle.Route, now time.Time) bool {
-	changed := t.update(from, from, 0, units, now)
-	t.learns++
-	v := t.via(from)
-	for _, r := range routes {
-		if r.Dest == t.self || r.Dest == from {
-			continue
-		}
-		if t.update(r.Dest, from, r.Hops, units, now) {
-			changed = true
-		}
-		if rt := v.routes[r.Dest]; rt != nil {
-			rt.stamp = t.learns
-		}
-	}
-	for dest, r := range v.routes {
-		if dest != from && r.Live && r.stamp != t.learns {
-			r.Live, r.Seen, changed = false, now, true
-			t.ver++
-			t.noteLoss(t.dests[dest], now)
-		}
-	}
-	v.learned, v.expiring = now, true
-	return changed
 }
 
 // Expire turns learned routes not refreshed within LiveFor stale (direct
@@ -291,9 +339,8 @@ func (t *Table) Expire(now time.Time) bool {
 		// v.learned (Learn withdraws the others), so all are due now.
 		for dest, r := range v.routes {
 			if r.Live && dest != via && now.Sub(r.Seen) > t.cfg.LiveFor {
-				r.Live, changed = false, true
-				t.ver++
-				t.noteLoss(t.dests[dest], now)
+				changed = true
+				t.withdraw(t.dests[dest], r, now)
 			}
 		}
 		v.expiring = false
@@ -337,30 +384,41 @@ func (t *Table) notePenalties(now time.Time) {
 func (t *Table) sweep(now time.Time) {
 	next := now.Add(t.cfg.StaleFor - t.cfg.LiveFor)
 	for dest, e := range t.dests {
-		for via, r := range e.routes {
-			if r.Live {
+		k := 0
+		for i, r := range e.routes {
+			if !r.Live && now.Sub(r.Seen) > t.cfg.StaleFor {
+				t.dropRoute(dest, r.Via)
 				continue
 			}
-			if now.Sub(r.Seen) > t.cfg.StaleFor {
-				delete(e.routes, via)
-				if v := t.vias[via]; v != nil {
-					delete(v.routes, dest)
-					if len(v.routes) == 0 {
-						delete(t.vias, via)
-					}
-				}
-				continue
-			}
-			if at := r.Seen.Add(t.cfg.StaleFor + 1); at.Before(next) {
+			if at := r.Seen.Add(t.cfg.StaleFor + 1); !r.Live && at.Before(next) {
 				next = at
 			}
+			e.routes[k], e.vias[k] = r, e.vias[i]
+			k++
 		}
+		clear(e.routes[k:])
+		e.routes, e.vias = e.routes[:k], e.vias[:k]
 		if len(e.routes) == 0 {
 			delete(t.dests, dest)
 			delete(t.lost, dest)
 		}
 	}
 	t.sweepAt = next
+}
+
+// dropRoute removes the route to dest from via's index (sweep removes
+// it from the destination's list), and via's remembered announce, which
+// may point to it.
+func (t *Table) dropRoute(dest, via bundle.Addr) {
+	v := t.vias[via]
+	if v == nil {
+		return
+	}
+	delete(v.routes, dest)
+	v.forget()
+	if len(v.routes) == 0 {
+		delete(t.vias, via)
+	}
 }
 
 func (t *Table) metric(r *Route) int {
@@ -389,14 +447,14 @@ func (t *Table) NextHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (v
 			continue
 		}
 		u := up(r.Via)
+		m := t.metric(r)
 		rank := 2
 		switch {
-		case r.Live && r.Feasible && u && t.metric(r) < MaxMetric:
+		case r.Live && r.Feasible && u && m < MaxMetric:
 			rank = 0
 		case u:
 			rank = 1
 		}
-		m := t.metric(r)
 		better := best == nil || rank < bestRank
 		if !better && rank == bestRank {
 			if rank == 0 {
@@ -420,114 +478,6 @@ func (t *Table) NextHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (v
 func (t *Table) HasLive(dest bundle.Addr, up func(bundle.Addr) bool) bool {
 	_, live, _ := t.NextHop(dest, bundle.Addr{}, up)
 	return live
-}
-
-// Advertise lists the routes to announce to neighbour to, best first: this
-// node itself (metric 0) and the best live feasible route to every other
-// destination that does not go through to (split horizon). At most limit
-// routes (limit <= 0: all); the nearest destinations are kept, so a
-// budget-limited radio announce still serves its neighbourhood.
-func (t *Table) Advertise(to bundle.Addr, limit int) []bundle.Route {
-	base := t.advertBase()
-	out := make([]bundle.Route, 0, len(base)+1)
-	var moved []bundle.Route // destinations whose best route goes through to
-	for _, b := range base {
-		switch {
-		case b.dest == to:
-		case b.via != to:
-			out = append(out, bundle.Route{Dest: b.dest, Hops: b.best})
-		case b.second < MaxMetric:
-			moved = append(moved, bundle.Route{Dest: b.dest, Hops: b.second})
-		}
-	}
-	if len(moved) > 0 {
-		out = append(out, moved...)
-		slices.SortFunc(out, cmpRoute)
-	}
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out
-}
-
-func cmpRoute(a, b bundle.Route) int {
-	if a.Hops != b.Hops {
-		return int(a.Hops) - int(b.Hops)
-	}
-	return bytes.Compare(a.Dest[:], b.Dest[:])
-}
-
-// advBest is one destination's best advertised metric, the neighbour it
-// goes through, and the best metric through any other neighbour (for
-// split horizon).
-type advBest struct {
-	dest   bundle.Addr
-	via    bundle.Addr
-	best   uint8
-	second uint8
-}
-
-type advCache struct {
-	ok   bool
-	ver  uint64
-	pen  map[bundle.Addr]int
-	base []advBest // sorted by best metric, then address; self first
-	gen  uint64    // counts rebuilds of base
-}
-
-// AdvertGen changes whenever what Advertise would return may have changed
-// (routes or penalties); equal values mean equal announces. A caller that
-// only needs to know whether its last announce still holds compares it
-// instead of building the announce again.
-func (t *Table) AdvertGen() uint64 {
-	t.advertBase()
-	return t.adv.gen
-}
-
-// advertBase returns the cached per-destination bests, recomputing them
-// only when the table or a neighbour's penalty changed.
-func (t *Table) advertBase() []advBest {
-	pen := make(map[bundle.Addr]int, len(t.vias))
-	if t.penalty != nil {
-		for via := range t.vias {
-			if p := int(t.penalty(via)); p != 0 {
-				pen[via] = p
-			}
-		}
-	}
-	c := &t.adv
-	if c.ok && c.ver == t.ver && maps.Equal(c.pen, pen) {
-		return c.base
-	}
-	base := make([]advBest, 1, len(t.dests)+1)
-	base[0] = advBest{dest: t.self, via: t.self, best: 0, second: MaxMetric}
-	for dest, e := range t.dests {
-		b := advBest{dest: dest, best: MaxMetric, second: MaxMetric}
-		for via, r := range e.routes {
-			if !r.Live || !r.Feasible {
-				continue
-			}
-			m := int(r.Metric) + pen[via]
-			if m >= MaxMetric {
-				continue
-			}
-			switch {
-			case m < int(b.best) || (m == int(b.best) && bytes.Compare(via[:], b.via[:]) < 0):
-				b.second = b.best
-				b.best, b.via = uint8(m), via
-			case m < int(b.second):
-				b.second = uint8(m)
-			}
-		}
-		if b.best < MaxMetric {
-			base = append(base, b)
-		}
-	}
-	slices.SortFunc(base, func(a, b advBest) int {
-		return cmpRoute(bundle.Route{Dest: a.dest, Hops: a.best}, bundle.Route{Dest: b.dest, Hops: b.best})
-	})
-	*c = advCache{ok: true, ver: t.ver, pen: pen, base: base, gen: c.gen + 1}
-	return base
 }
 
 // Routes lists every route, by destination then metric.
