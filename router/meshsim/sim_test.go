@@ -86,7 +86,7 @@ func TestLiarCannotCutOffTheRest(t *testing.T) {
 	// penalises it; the penalty then puts the destinations in hold-down,
 	// after which the honest routes are feasible again (policy.Table
 	// usable). Without that, delivery fell to 69 % here. Over seeds 1-8
-	// it is 0.87-0.95 of the honest run's.
+	// it is 0.79-0.99 of the honest run's (mean 0.90; seed 7: 0.92).
 	sc.LiarsOnLAN, sc.Liars = 1, 1
 	lan, _ := New(sc, Tern)
 	ll := lan.Run()
@@ -128,8 +128,9 @@ func checkJunkLimited(t *testing.T, s *Sim, r Report) {
 
 var city1000 = flag.Bool("city1000", false, "run the 1,000-node scenario")
 
-// TestCity1000 runs the 1,000-node city (Tern only) and reports the time;
-// skipped with -short. Budget: under 5 minutes on 2 cores.
+// TestCity1000 runs the 1,000-node city (Tern only) and reports the time,
+// only when asked (-city1000): it is a benchmark, and it fails over the
+// budget of 5 minutes on 2 cores.
 func TestCity1000(t *testing.T) {
 	if !*city1000 {
 		t.Skip("1,000-node scenario: run with -city1000")
@@ -144,9 +145,16 @@ func TestCity1000(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := s.Run()
+	took := time.Since(start)
 	var buf bytes.Buffer
 	WriteTable(&buf, []Report{r})
-	t.Logf("1,000 nodes, %v virtual, in %v:\n%s", time.Duration(sc.Duration), time.Since(start), buf.String())
+	t.Logf("1,000 nodes, %v virtual, in %v:\n%s", time.Duration(sc.Duration), took, buf.String())
+	if took > 5*time.Minute {
+		t.Errorf("the 1,000-node run took %v; the budget is 5 minutes on 2 cores", took.Round(time.Second))
+	}
+	if r.DeliveryRatio < 0.5 {
+		t.Errorf("the 1,000-node run delivered %.1f %%, want at least half", 100*r.DeliveryRatio)
+	}
 }
 
 // TestCustodianTakesABundleBack: a node that handed a bundle on and is
