@@ -70,10 +70,10 @@ const (
 	// shortRouteBytes is a route on air: 4-byte short address and metric.
 	shortRouteBytes = 5
 	// radioRoutesMax is how many routes a LoRa announce carries, nearest
-	// first: the daemon's radioAnnounceRoutes (router/neighbour.go). With
-	// the receipts it fits one frame. Over seeds 1-8 of city100: 12 routes
-	// deliver 345 of 400 on average with 1753 s of airtime; 40 routes
-	// (two frames) 341 with 3547 s; 6 routes 341 with 1345 s.
+	// first: the daemon's radioAnnounceRoutes (router/neighbour.go). Over
+	// seeds 1-8 of city100: 12 routes deliver 337 of 400 on average with
+	// 1472 s of airtime; 40 routes 336 with 4673 s; 6 routes 331 with
+	// 997 s.
 	radioRoutesMax = 12
 	maxTries       = 4
 	p2pTimeout     = 5 * time.Second

@@ -138,10 +138,18 @@ func (n *node) process(h *held) {
 		return
 	}
 	j := idxOf(via)
+	if !n.p2pUp(j) {
+		// A radio hop carries no copy budget and no receipts come back
+		// over it (the daemon: grantFor, outbound.go): plain custody
+		// moves, nobody is judged and no hedge stays behind.
+		n.handWith(h, j, h.copies, 1)
+		return
+	}
 	give := h.copies
-	if h.copies > 1 {
-		// Keep one copy as a hedge against a liar or a broken route; it
-		// waits for the destination itself, or for its receipt.
+	if h.from < 0 && h.copies > 1 && j != h.b.dst {
+		// The originator keeps one copy as a hedge against a liar or a
+		// broken route; it waits for the destination itself, or for its
+		// receipt.
 		give = h.copies - 1
 	}
 	n.rep.Handed(via)
@@ -152,8 +160,12 @@ func (n *node) process(h *held) {
 
 // hand sends give copies of h to neighbour j with custody: h stays until
 // j's custody ack, and is resent on timeout.
-func (n *node) hand(h *held, j, give int) {
-	f := &frame{kind: fData, b: h.b, copies: give, size: h.b.size + headerBytes, class: h.b.class}
+func (n *node) hand(h *held, j, give int) { n.handWith(h, j, give, give) }
+
+// handWith is hand where j's budget (grant) may differ from the copies
+// this node gives up (give).
+func (n *node) handWith(h *held, j, give, grant int) {
+	f := &frame{kind: fData, b: h.b, copies: grant, size: h.b.size + headerBytes, class: h.b.class}
 	if !n.sendTo(j, f) {
 		return
 	}
@@ -237,18 +249,19 @@ func (n *node) announce() {
 		return
 	}
 	// On air an announce names nodes by their 4-byte short address and
-	// fits one LoRa frame: the nearest destinations first.
+	// fits one LoRa frame: the nearest destinations first. It carries no
+	// receipts: the daemon's ride summaries, which never go on a radio.
 	left := n.radio.control.Left(now)
 	k := min(len(routes), radioRoutesMax)
-	for k > 0 && n.s.loraAir(headerBytes+shortRouteBytes*k+idBytes*len(n.rcpts)) > left {
+	for k > 0 && n.s.loraAir(headerBytes+shortRouteBytes*k) > left {
 		k /= 2
 	}
 	if k == 0 {
 		return
 	}
-	size := headerBytes + shortRouteBytes*k + idBytes*len(n.rcpts)
+	size := headerBytes + shortRouteBytes*k
 	n.radio.control.Allow(now, n.s.loraAir(size))
-	n.s.sendLoRa(n.idx, &frame{kind: fAnnounce, to: -1, routes: routes[:k], rcpts: append([]bundle.ID(nil), n.rcpts...), size: size})
+	n.s.sendLoRa(n.idx, &frame{kind: fAnnounce, to: -1, routes: routes[:k], size: size})
 }
 
 func (n *node) announceOn(l *p2p) { n.announceOnDue(l, true) }
@@ -319,4 +332,15 @@ func (n *node) hedgeFor(h *held, via int) {
 		h.hedge, h.avoid = false, via
 		n.process(h)
 	})
+}
+
+// p2pUp reports whether a point-to-point link to neighbour j is up (then
+// sendTo never picks the radio for j).
+func (n *node) p2pUp(j int) bool {
+	for _, l := range n.links {
+		if l.other(n.idx) == j && n.s.linkUp(l) {
+			return true
+		}
+	}
+	return false
 }
