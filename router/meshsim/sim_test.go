@@ -2,9 +2,14 @@ package meshsim
 
 import (
 	"bytes"
+	"container/heap"
 	"flag"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/ternmesh/tern/bundle"
+	"github.com/ternmesh/tern/router/policy"
 )
 
 func loadCity(t testing.TB) Scenario {
@@ -86,7 +91,7 @@ func TestLiarCannotCutOffTheRest(t *testing.T) {
 	// penalises it; the penalty then puts the destinations in hold-down,
 	// after which the honest routes are feasible again (policy.Table
 	// usable). Without that, delivery fell to 69 % here. Over seeds 1-8
-	// it is 0.87-0.99 of the honest run's (mean 0.94; seed 7: 0.89).
+	// it is 0.87-1.03 of the honest run's (mean 0.95; seed 7: 0.87).
 	sc.LiarsOnLAN, sc.Liars = 1, 1
 	lan, _ := New(sc, Tern)
 	ll := lan.Run()
@@ -173,5 +178,64 @@ func TestCustodianTakesABundleBack(t *testing.T) {
 	n.onTern(2, nil, &frame{kind: fData, b: b, copies: 1, size: 90 + headerBytes})
 	if n.store[b.id] == nil && !s.nodes[1].done[b.id] {
 		t.Fatal("the bundle handed back was acknowledged and dropped")
+	}
+}
+
+// TestHedgeGoesAroundASwallower: A reaches D over its LAN through J, which
+// claims D at metric 0, and through K, honestly one hop further. A hands
+// its message to J, which acknowledges custody and drops it. The copy A
+// kept back (the originator's hedge) waits for a receipt; none comes, so
+// after hedgeTimeout it goes another way, through K, and D gets the
+// message once. One swallowed bundle is too few for reputation to judge
+// J: the hedge alone saves it.
+func TestHedgeGoesAroundASwallower(t *testing.T) {
+	sc := loadCity(t)
+	s := &Sim{sc: sc, proto: Tern, rng: rand.New(rand.NewPCG(1, 2))}
+	const a, j, k, d = 0, 1, 2, 3
+	for i := range 4 {
+		s.nodes = append(s.nodes, newNode(s, i, placed{role: roleHandheld, island: -1}))
+	}
+	s.nodes[j].role = roleLiar // claims every route at metric 0 and swallows bundles
+	lan := policy.LinkMetrics{BitsPerSecond: 50e6, Latency: 2 * time.Millisecond}
+	for _, e := range [][2]int{{a, j}, {a, k}, {j, d}, {k, d}} {
+		l := &p2p{a: e[0], b: e[1], kind: LAN, m: lan, up: true}
+		s.links = append(s.links, l)
+		s.nodes[e[0]].links = append(s.nodes[e[0]].links, l)
+		s.nodes[e[1]].links = append(s.nodes[e[1]].links, l)
+	}
+	for _, n := range s.nodes {
+		n.start()
+	}
+	runFor := func(d time.Duration) {
+		end := s.now + d
+		for s.q.Len() > 0 && s.q[0].at <= end {
+			e := heap.Pop(&s.q).(*event)
+			s.now = e.at
+			e.fn()
+		}
+		s.now = end
+	}
+	runFor(2 * time.Minute) // routes settle
+	if via, live, _ := s.nodes[a].table.NextHop(addrOf(d), bundle.Addr{}, s.nodes[a].upAddr); !live || via != addrOf(j) {
+		t.Fatalf("A routes to D via %v (live %v), want the liar's cheaper claim", via, live)
+	}
+	b := &simBundle{src: a, dst: d, size: 90, created: s.now, expires: s.now + 6*time.Hour}
+	b.id[0] = 0x4e
+	s.gen++
+	s.nodes[a].originate(b)
+	runFor(time.Minute)
+	if s.nodes[d].done[b.id] {
+		t.Fatal("delivered at once: the liar did not swallow it, the test shows nothing")
+	}
+	h := s.nodes[a].store[b.id]
+	if h == nil || !h.hedge {
+		t.Fatalf("A kept no hedge after handing the bundle to J: %+v", h)
+	}
+	runFor(hedgeTimeout + time.Minute)
+	if !s.nodes[d].done[b.id] {
+		t.Fatalf("%v after the hand-over to the liar, D still has not got the message", hedgeTimeout+time.Minute)
+	}
+	if s.rep.DupDeliveries != 0 || s.rep.Delivered != 1 {
+		t.Errorf("delivered %d times (%d duplicates), want once", s.rep.Delivered, s.rep.DupDeliveries)
 	}
 }
