@@ -39,9 +39,14 @@ type node struct {
 	store  map[bundle.ID]*held
 	byFrom map[int]int // bundles held, by the neighbour that handed them over (-1: originated)
 	order  []bundle.ID
-	seen   map[bundle.ID]bool // flooding and receive dedupe
-	done   map[bundle.ID]bool // delivered here (application saw it)
-	peak   int
+	// heldIDs' cache, valid while heldAt == heldVer (bumped by put and drop).
+	heldList        []bundle.ID
+	heldSet         map[bundle.ID]bool
+	heldVer, heldAt uint64
+	heldOK          bool
+	seen            map[bundle.ID]bool // flooding and receive dedupe
+	done            map[bundle.ID]bool // delivered here (application saw it)
+	peak            int
 
 	// Tern.
 	table    *policy.Table
@@ -60,13 +65,21 @@ type node struct {
 }
 
 const (
-	tick        = 30 * time.Second
+	tick = 30 * time.Second
+	// antiEntropy is how often epidemic forwarding exchanges summaries
+	// with every neighbour (radio included). Over seeds 1-8 it delivers
+	// 366 of 400 at 10 minutes and 350 at 30 s, its radio congested.
 	antiEntropy = 10 * time.Minute
-	maxRcpts    = 8
-	ackBytes    = 40
-	idBytes     = 16
-	headerBytes = 24
-	routeBytes  = 18
+	// ternSummaryEvery is how often Tern sends a full summary on each
+	// point-to-point link: the daemon's announce round, AnnounceInterval
+	// (router/summary.go). At 10 minutes Tern delivered 336 on average
+	// over seeds 1-8, at 30 s 343.
+	ternSummaryEvery = 30 * time.Second
+	maxRcpts         = 8
+	ackBytes         = 40
+	idBytes          = 16
+	headerBytes      = 24
+	routeBytes       = 18
 	// shortRouteBytes is a route on air: 4-byte short address and metric.
 	shortRouteBytes = 5
 	// radioRoutesMax is how many routes a LoRa announce carries, nearest
@@ -161,6 +174,7 @@ func (n *node) put(h *held) {
 		}
 	}
 	n.store[h.b.id] = h
+	n.heldVer++
 	n.byFrom[h.from]++
 	n.order = append(n.order, h.b.id)
 	n.peak = max(n.peak, len(n.store))
@@ -170,6 +184,7 @@ func (n *node) drop(id bundle.ID) {
 	if h := n.store[id]; h != nil {
 		n.byFrom[h.from]--
 		delete(n.store, id)
+		n.heldVer++
 	}
 }
 
@@ -195,11 +210,15 @@ func (n *node) compact() {
 }
 
 // heldIDs lists held bundles in arrival order (deterministic).
+//
+// The list and its set (heldSet) are kept until the store changes, so a
+// summary every 30 s on every link costs nothing while nothing moves;
+// callers must not modify them (a change builds new ones).
 func (n *node) heldIDs() []bundle.ID {
-	n.compact()
-	if len(n.store) == 0 {
-		return nil
+	if n.heldOK && n.heldAt == n.heldVer {
+		return n.heldList
 	}
+	n.compact()
 	// Sized for the store up front: growing the set is most of the cost.
 	out := make([]bundle.ID, 0, len(n.store))
 	seen := make(map[bundle.ID]bool, len(n.store))
@@ -209,6 +228,10 @@ func (n *node) heldIDs() []bundle.ID {
 			out = append(out, id)
 		}
 	}
+	if len(out) == 0 {
+		out = nil
+	}
+	n.heldList, n.heldSet, n.heldAt, n.heldOK = out, seen, n.heldVer, true
 	return out
 }
 
@@ -261,9 +284,9 @@ func (n *node) tick() {
 		case Tern:
 			n.table.Expire(now) // held bundles are processed below, every tick
 			n.announce()
-			if int(n.s.now/tick)%int(antiEntropy/tick) == n.idx%int(antiEntropy/tick) {
+			if int(n.s.now/tick)%int(ternSummaryEvery/tick) == n.idx%int(ternSummaryEvery/tick) {
 				// Anti-entropy on point-to-point links (cheap there; on
-				// LoRa, routes and receipts ride the announces).
+				// LoRa, routes ride the announces and summaries never go).
 				for _, l := range n.links {
 					if n.s.linkUp(l) {
 						n.summary(l.other(n.idx))
@@ -493,7 +516,7 @@ func (n *node) summary(j int) {
 			return
 		}
 	}
-	n.sendTo(j, &frame{kind: fSummary, ids: ids, rcpts: append([]bundle.ID(nil), n.rcpts...),
+	n.sendTo(j, &frame{kind: fSummary, ids: ids, idSet: n.heldSet, rcpts: append([]bundle.ID(nil), n.rcpts...),
 		size: headerBytes + idBytes*(len(ids)+len(n.rcpts))})
 }
 

@@ -110,6 +110,7 @@ type frame struct {
 	b      *simBundle
 	copies int
 	ids    []bundle.ID
+	idSet  map[bundle.ID]bool // summaries: ids as a set (the sender's, read-only)
 	routes []bundle.Route
 	rcpts  []bundle.ID
 	size   int

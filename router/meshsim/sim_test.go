@@ -34,11 +34,11 @@ func TestCity100TernBeatsEpidemicAndFlooding(t *testing.T) {
 	WriteTable(&buf, rs)
 	t.Logf("\n%s", buf.String())
 	tern, epi, flood := rs[0], rs[1], rs[2]
-	// Known gap (README, Mesh simulator): Tern delivers about 92 % of
+	// Known gap (README, Mesh simulator): Tern delivers about 96 % of
 	// what epidemic delivers here; the target is 100 %. Guard against
 	// regressions.
-	if tern.DeliveryRatio < 0.9*epi.DeliveryRatio {
-		t.Errorf("Tern delivered %.1f %%, epidemic %.1f %%: Tern fell below 90 %% of epidemic's delivery", 100*tern.DeliveryRatio, 100*epi.DeliveryRatio)
+	if tern.DeliveryRatio < 0.93*epi.DeliveryRatio {
+		t.Errorf("Tern delivered %.1f %%, epidemic %.1f %%: Tern fell below 93 %% of epidemic's delivery", 100*tern.DeliveryRatio, 100*epi.DeliveryRatio)
 	}
 	if 3*tern.TxPerDelivered > epi.TxPerDelivered {
 		t.Errorf("Tern made %.1f bundle transmissions per delivery, epidemic %.1f: Tern must stay under a third", tern.TxPerDelivered, epi.TxPerDelivered)
@@ -91,7 +91,7 @@ func TestLiarCannotCutOffTheRest(t *testing.T) {
 	// penalises it; the penalty then puts the destinations in hold-down,
 	// after which the honest routes are feasible again (policy.Table
 	// usable). Without that, delivery fell to 69 % here. Over seeds 1-8
-	// it is 0.87-1.03 of the honest run's (mean 0.95; seed 7: 0.87).
+	// it is 0.89-1.03 of the honest run's (mean 0.97; seed 7: 0.98).
 	sc.LiarsOnLAN, sc.Liars = 1, 1
 	lan, _ := New(sc, Tern)
 	ll := lan.Run()

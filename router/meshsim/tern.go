@@ -77,10 +77,7 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 		if n.role == roleLiar {
 			return
 		}
-		has := make(map[bundle.ID]bool, len(f.ids))
-		for _, id := range f.ids {
-			has[id] = true
-		}
+		has := f.idSet
 		for _, id := range policy.Missing(n.heldIDs(), func(id bundle.ID) bool { return has[id] }) {
 			h := n.store[id]
 			if h.inflight || from == h.from {
