@@ -111,33 +111,25 @@ func (t *table) nextHop(dest, exclude bundle.Addr, usable, banned func(bundle.Ad
 	if via, live, _ := t.t.NextHop(dest, exclude, usable); live {
 		return via, true, true
 	}
+	if via, ok := t.t.LiveHop(dest, exclude, usable); ok {
+		return via, true, true
+	}
+	// No live route through a usable neighbour: the custodian.
 	var best *policy.Candidate
-	bestLive := false
 	cands := t.t.Candidates(dest)
 	for i := range cands {
 		c := &cands[i]
 		if c.Via == exclude {
 			continue
 		}
-		l := c.Live && c.Effective < policy.MaxMetric && usable(c.Via)
-		switch {
-		case best == nil, l && !bestLive:
-		case l != bestLive:
-			continue
-		case c.Effective < best.Effective:
-		case c.Effective > best.Effective:
-			continue
-		case l && bytes.Compare(c.Via[:], best.Via[:]) < 0:
-		case !l && c.Seen.After(best.Seen):
-		default:
-			continue
+		if best == nil || c.Effective < best.Effective || c.Effective == best.Effective && c.Seen.After(best.Seen) {
+			best = c
 		}
-		best, bestLive = c, l
 	}
-	if best == nil || !bestLive && banned(best.Via) {
+	if best == nil || banned(best.Via) {
 		return bundle.Addr{}, false, false
 	}
-	return best.Via, bestLive, true
+	return best.Via, false, true
 }
 
 // liveRoutes lists the live routes to dest not through exclude whose

@@ -39,11 +39,11 @@ type node struct {
 	store  map[bundle.ID]*held
 	byFrom map[int]int // bundles held, by the neighbour that handed them over (-1: originated)
 	order  []bundle.ID
-	// heldIDs' cache, valid while heldAt == heldVer (bumped by put and drop).
+	// heldIDs' cache, valid while heldAt == heldVer (bumped by put and
+	// drop; both start at 0 with the store and the cache empty).
 	heldList        []bundle.ID
 	heldSet         map[bundle.ID]bool
 	heldVer, heldAt uint64
-	heldOK          bool
 	seen            map[bundle.ID]bool // flooding and receive dedupe
 	done            map[bundle.ID]bool // delivered here (application saw it)
 	peak            int
@@ -215,7 +215,7 @@ func (n *node) compact() {
 // summary every 30 s on every link costs nothing while nothing moves;
 // callers must not modify them (a change builds new ones).
 func (n *node) heldIDs() []bundle.ID {
-	if n.heldOK && n.heldAt == n.heldVer {
+	if n.heldAt == n.heldVer {
 		return n.heldList
 	}
 	n.compact()
@@ -231,7 +231,7 @@ func (n *node) heldIDs() []bundle.ID {
 	if len(out) == 0 {
 		out = nil
 	}
-	n.heldList, n.heldSet, n.heldAt, n.heldOK = out, seen, n.heldVer, true
+	n.heldList, n.heldSet, n.heldAt = out, seen, n.heldVer
 	return out
 }
 

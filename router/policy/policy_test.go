@@ -263,3 +263,35 @@ func TestAdvertGenChangesWithTheAnnounce(t *testing.T) {
 		t.Fatal("AdvertGen did not move when the neighbour was penalised")
 	}
 }
+
+// TestLiveHopTakesAnInfeasibleRouteAround: a liar's metric-0 claim makes
+// the honest route infeasible; NextHop excluding the liar finds nothing
+// live, LiveHop finds the honest route, and never the excluded neighbour
+// or one whose penalty makes it unusable.
+func TestLiveHopTakesAnInfeasibleRouteAround(t *testing.T) {
+	self, liar, honest, d := bundle.Addr{'A'}, bundle.Addr{'L'}, bundle.Addr{'H'}, bundle.Addr{'D'}
+	tab := NewTable(self, TableConfig{})
+	penalised := false
+	tab.SetPenalty(func(v bundle.Addr) uint8 {
+		if penalised && v == honest {
+			return MaxMetric
+		}
+		return 0
+	})
+	up := func(bundle.Addr) bool { return true }
+	tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 0}}, t0)
+	tab.Learn(honest, 1, []bundle.Route{{Dest: d, Hops: 3}}, t0)
+	if _, live, _ := tab.NextHop(d, liar, up); live {
+		t.Fatal("the honest route is feasible: the test shows nothing")
+	}
+	if via, ok := tab.LiveHop(d, liar, up); !ok || via != honest {
+		t.Fatalf("LiveHop around the liar: %v %v, want the honest route", via, ok)
+	}
+	if via, ok := tab.LiveHop(d, honest, up); !ok || via != liar {
+		t.Errorf("LiveHop excluding the honest neighbour: %v %v, want the liar's route", via, ok)
+	}
+	penalised = true
+	if via, ok := tab.LiveHop(d, liar, up); ok {
+		t.Errorf("LiveHop took %v, whose penalty makes it unusable", via)
+	}
+}

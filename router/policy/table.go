@@ -473,6 +473,38 @@ func (t *Table) NextHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (v
 	return best.Via, bestRank == 0, true
 }
 
+// LiveHop picks the cheapest live route to dest through a neighbour that
+// is up, never exclude, feasible or not (ties by address; penalties count,
+// and a route at MaxMetric is never taken). It is for when NextHop finds
+// no live feasible route: a hold-down after the best route was lost, or a
+// liar's claims pinning the feasible distance below every honest route.
+// Such a route may loop; callers take a bundle that comes back round it
+// again and route it elsewhere.
+func (t *Table) LiveHop(dest, exclude bundle.Addr, up func(bundle.Addr) bool) (bundle.Addr, bool) {
+	e := t.dests[dest]
+	if e == nil {
+		return bundle.Addr{}, false
+	}
+	var best *Route
+	bestMetric := 0
+	for _, r := range e.routes {
+		if r.Via == exclude || !r.Live {
+			continue
+		}
+		m := t.metric(r)
+		if m >= MaxMetric || !up(r.Via) {
+			continue
+		}
+		if best == nil || m < bestMetric || (m == bestMetric && bytes.Compare(r.Via[:], best.Via[:]) < 0) {
+			best, bestMetric = r, m
+		}
+	}
+	if best == nil {
+		return bundle.Addr{}, false
+	}
+	return best.Via, true
+}
+
 // HasLive reports whether dest has a live feasible route through a
 // neighbour that is up.
 func (t *Table) HasLive(dest bundle.Addr, up func(bundle.Addr) bool) bool {
