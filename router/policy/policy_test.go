@@ -68,13 +68,7 @@ func TestPenalisedLiarCannotPinFeasibleDistance(t *testing.T) {
 	self, liar, honest, d := bundle.Addr{'A'}, bundle.Addr{'L'}, bundle.Addr{'H'}, bundle.Addr{'D'}
 	hold := 5 * time.Minute
 	tab := NewTable(self, TableConfig{LiveFor: time.Hour, HoldDown: hold})
-	penalised := false
-	tab.SetPenalty(func(v bundle.Addr) uint8 {
-		if penalised && v == liar {
-			return MaxMetric
-		}
-		return 0
-	})
+	penalised := penaliseOnDemand(tab, liar)
 	up := func(bundle.Addr) bool { return true }
 	now := t0
 	tell := func() {
@@ -86,7 +80,7 @@ func TestPenalisedLiarCannotPinFeasibleDistance(t *testing.T) {
 	if via, live, _ := tab.NextHop(d, bundle.Addr{}, up); via != liar || !live {
 		t.Fatalf("before any judgement: next hop %v live %v, want the liar's cheaper claim", via, live)
 	}
-	penalised = true
+	*penalised = true
 	for now.Before(t0.Add(hold + time.Minute)) {
 		now = now.Add(30 * time.Second)
 		tell()
@@ -100,7 +94,7 @@ func TestPenalisedLiarCannotPinFeasibleDistance(t *testing.T) {
 	}
 	// The liar's penalty lifted (it delivers again): its route is usable
 	// again at once.
-	penalised = false
+	*penalised = false
 	now = now.Add(30 * time.Second)
 	tell()
 	if via, live, _ := tab.NextHop(d, bundle.Addr{}, up); via != liar || !live {
@@ -271,13 +265,7 @@ func TestAdvertGenChangesWithTheAnnounce(t *testing.T) {
 func TestLiveHopTakesAnInfeasibleRouteAround(t *testing.T) {
 	self, liar, honest, d := bundle.Addr{'A'}, bundle.Addr{'L'}, bundle.Addr{'H'}, bundle.Addr{'D'}
 	tab := NewTable(self, TableConfig{})
-	penalised := false
-	tab.SetPenalty(func(v bundle.Addr) uint8 {
-		if penalised && v == honest {
-			return MaxMetric
-		}
-		return 0
-	})
+	penalised := penaliseOnDemand(tab, honest)
 	up := func(bundle.Addr) bool { return true }
 	tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 0}}, t0)
 	tab.Learn(honest, 1, []bundle.Route{{Dest: d, Hops: 3}}, t0)
@@ -290,8 +278,21 @@ func TestLiveHopTakesAnInfeasibleRouteAround(t *testing.T) {
 	if via, ok := tab.LiveHop(d, honest, up); !ok || via != liar {
 		t.Errorf("LiveHop excluding the honest neighbour: %v %v, want the liar's route", via, ok)
 	}
-	penalised = true
+	*penalised = true
 	if via, ok := tab.LiveHop(d, liar, up); ok {
 		t.Errorf("LiveHop took %v, whose penalty makes it unusable", via)
 	}
+}
+
+// penaliseOnDemand gives routes through v the full penalty (MaxMetric)
+// while the returned flag is set.
+func penaliseOnDemand(tab *Table, v bundle.Addr) *bool {
+	on := new(bool)
+	tab.SetPenalty(func(n bundle.Addr) uint8 {
+		if *on && n == v {
+			return MaxMetric
+		}
+		return 0
+	})
+	return on
 }
