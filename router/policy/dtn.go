@@ -26,6 +26,34 @@ func Spray(copies int) (give, keep int) {
 	return give, copies - give
 }
 
+// AirSprayMin is the least copy budget for which a radio node sprays an
+// unrouted bundle on the air (AirShare). Below it the copies go only over
+// point-to-point contacts, one neighbour at a time.
+const AirSprayMin = 16
+
+// AirShare splits a copy budget for one broadcast of an unrouted bundle on
+// a shared radio channel heard by hearers neighbours: every hearer that
+// lacks the bundle keeps share copies (its own budget), and the sender,
+// which keeps custody, keeps the rest, at least half of what it had. No
+// hearer acknowledges (custody does not move), so the sender counts every
+// neighbour as served; one that missed the frame loses only its share.
+//
+// A radio broadcast reaches every hearer for one transmission, where the
+// contacts spray reaches one neighbour per transmission: in the city
+// simulator (router/meshsim) it is what lets copies reach the handhelds on
+// the far side of a LoRa relay, as epidemic forwarding's unicast copies do.
+// It returns share 0 when there are no hearers or fewer copies than
+// AirSprayMin. With more hearers than half the copies every hearer still
+// gets one and the sender keeps half: the budget then grows by at most
+// the hearers beyond that, the price of one frame serving them all.
+func AirShare(copies, hearers int) (share, keep int) {
+	if hearers <= 0 || copies < AirSprayMin {
+		return 0, copies
+	}
+	share = max(1, copies/(2*hearers))
+	return share, max(copies-share*hearers, copies/2)
+}
+
 // Action is what to do with one held bundle on contact with a neighbour.
 type Action uint8
 

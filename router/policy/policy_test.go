@@ -296,3 +296,21 @@ func penaliseOnDemand(tab *Table, v bundle.Addr) *bool {
 	})
 	return on
 }
+
+func TestAirShareKeepsHalfAndServesEveryHearer(t *testing.T) {
+	for _, c := range []struct{ copies, hearers, share, keep int }{
+		{255, 8, 15, 135},
+		{128, 4, 16, 64},
+		{16, 20, 1, 8},   // more hearers than copies: one each, half kept
+		{15, 3, 0, 15},   // below AirSprayMin: no air spray
+		{200, 0, 0, 200}, // nobody hears
+	} {
+		share, keep := AirShare(c.copies, c.hearers)
+		if share != c.share || keep != c.keep {
+			t.Errorf("AirShare(%d, %d) = %d, %d; want %d, %d", c.copies, c.hearers, share, keep, c.share, c.keep)
+		}
+		if share > 0 && keep < c.copies/2 {
+			t.Errorf("AirShare(%d, %d) keeps %d, less than half", c.copies, c.hearers, keep)
+		}
+	}
+}
