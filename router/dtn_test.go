@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/ternmesh/tern/bundle"
@@ -51,12 +52,13 @@ func TestSprayOnContactReceiptClearsCopies(t *testing.T) {
 		t.Fatalf("A holds %d copies, want the budget of %d", got, policy.DefaultCopies)
 	}
 
-	half, quarter := policy.DefaultCopies/2, policy.DefaultCopies/4
+	half, kept := policy.Spray(policy.DefaultCopies)
+	quarter, left := policy.Spray(kept)
 	part := meet(a, b)
-	eventually(t, "A gives B half its copies", func() bool { return copiesAt(b, msg.ID) == half && copiesAt(a, msg.ID) == half })
+	eventually(t, "A gives B half its copies", func() bool { return copiesAt(b, msg.ID) == half && copiesAt(a, msg.ID) == kept })
 	part(t)
 	part = meet(a, c)
-	eventually(t, "A gives C half of what is left", func() bool { return copiesAt(c, msg.ID) == quarter && copiesAt(a, msg.ID) == quarter })
+	eventually(t, "A gives C half of what is left", func() bool { return copiesAt(c, msg.ID) == quarter && copiesAt(a, msg.ID) == left })
 	part(t)
 	if copiesAt(b, msg.ID)+copiesAt(c, msg.ID)+copiesAt(a, msg.ID) != policy.DefaultCopies {
 		t.Fatalf("copies A %d B %d C %d: the budget of %d was not conserved", copiesAt(a, msg.ID), copiesAt(b, msg.ID), copiesAt(c, msg.ID), policy.DefaultCopies)
@@ -75,6 +77,11 @@ func TestSprayOnContactReceiptClearsCopies(t *testing.T) {
 		return !ok && c.r.Metrics().DTN.Receipts == 1
 	})
 	part(t)
+	// C no longer holds it but its summaries still list it, so that no
+	// holder C meets pushes the bundle back to it.
+	if !slices.Contains(c.r.heldIDs(bundle.MaxSummaryIDs), msg.ID) {
+		t.Error("C's summary does not list the bundle it passed on to D: holders it meets would push it back")
+	}
 
 	part = meet(b, c)
 	eventually(t, "B drops its spare copy on C's receipt", func() bool { _, ok := held(b, msg.ID); return !ok })

@@ -660,6 +660,21 @@ func (o *origins) put(id bundle.ID, from bundle.Addr) {
 	o.m[id] = from
 }
 
+// recent lists up to n of the remembered IDs, newest first.
+func (o *origins) recent(n int) []bundle.ID {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]bundle.ID, 0, min(n, len(o.m)))
+	for k := 1; k <= len(o.ring) && len(out) < n; k++ {
+		id := o.ring[(o.next-k+len(o.ring))%len(o.ring)]
+		if id == (bundle.ID{}) {
+			break
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
 func (o *origins) get(id bundle.ID) (bundle.Addr, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

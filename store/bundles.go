@@ -510,6 +510,24 @@ func (s *Store) HopIDs(hop bundle.Addr, limit int) ([]bundle.ID, error) {
 	return out, nil
 }
 
+// Stored reports, for each ID, whether a record is stored under it now
+// (not only seen), in one read transaction without decoding the records.
+// A read error counts as not stored and is logged.
+func (s *Store) Stored(ids []bundle.ID) []bool {
+	out := make([]bool, len(ids))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktBundles)
+		for i, id := range ids {
+			out[i] = b.Get(id[:]) != nil
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("store lookup failed", "ids", len(ids), "err", err)
+	}
+	return out
+}
+
 // IDs returns the IDs of up to limit stored records in ID order (limit <=
 // 0: all), without reading the records.
 func (s *Store) IDs(limit int) ([]bundle.ID, error) {

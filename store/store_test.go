@@ -136,8 +136,14 @@ func TestPutGetDeleteAndDedupe(t *testing.T) {
 		t.Fatalf("second Put: %v, want ErrDuplicate", err)
 	}
 
+	if got := s.Stored([]bundle.ID{r.ID, id(2)}); !got[0] || got[1] {
+		t.Fatalf("Stored = %v, want [true false]", got)
+	}
 	if err := s.Delete(r.ID); err != nil {
 		t.Fatal(err)
+	}
+	if got := s.Stored([]bundle.ID{r.ID}); got[0] {
+		t.Fatal("Stored after Delete: want false (seen is not stored)")
 	}
 	if err := s.Delete(r.ID, id(99)); err != nil {
 		t.Fatalf("deleting again or a missing ID should be harmless: %v", err)

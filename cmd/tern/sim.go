@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/ternmesh/tern/router/meshsim"
@@ -12,12 +13,15 @@ import (
 
 // cmdSim runs a mesh scenario in the simulator under Tern's routing,
 // epidemic forwarding and flooding (same seed) and prints a markdown table:
-// `tern sim [--seed N] [--only tern|epidemic|flooding] <scenario.json>`.
+// `tern sim [--seed N | --seeds A-B] [--only tern|epidemic|flooding] <scenario.json>`.
+// With --seeds it runs every seed in the range (on all cores) and prints
+// the mean per protocol with the delivered count of each seed.
 func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(out)
 	seed := fs.Uint64("seed", 0, "override the scenario's seed")
 	only := fs.String("only", "", "run one protocol: tern, epidemic or flooding")
+	seedRange := fs.String("seeds", "", "run seeds A-B (e.g. 1-8) and print the means")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,6 +34,29 @@ func cmdSim(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *seed != 0 {
 		sc.Seed = *seed
+	}
+	if *seedRange != "" {
+		var a, b uint64
+		if _, err := fmt.Sscanf(*seedRange, "%d-%d", &a, &b); err != nil || a == 0 || b < a || b-a > 999 {
+			return fmt.Errorf("--seeds %q: give a range of seeds like 1-8 (first >= 1, at most 1000)", *seedRange)
+		}
+		if *only != "" || *seed != 0 {
+			return fmt.Errorf("--seeds runs every protocol over the range; drop --only and --seed")
+		}
+		var seeds []uint64
+		for s := a; s <= b; s++ {
+			seeds = append(seeds, s)
+		}
+		bySeed, err := meshsim.Seeds(sc, seeds, runtime.GOMAXPROCS(0))
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Scenario %s, %d nodes, seeds %d-%d, %v of virtual time each; means over the seeds.\n\n", sc.Name, sc.Nodes, a, b, time.Duration(sc.Duration))
+		meshsim.WriteMeans(out, meshsim.Means(bySeed))
+		return nil
 	}
 	var rs []meshsim.Report
 	if *only == "" {

@@ -1,9 +1,11 @@
 package meshsim
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ternmesh/tern/router/policy"
@@ -120,4 +122,88 @@ func Compare(sc Scenario) ([]Report, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// Seeds runs the scenario under every protocol for each seed, up to
+// workers runs at a time (each run is one goroutine), and returns the
+// reports by seed, in Compare's order of protocols. One seed is one
+// draw of the city (placement, contacts, traffic): compare protocols or
+// settings over several, since a single seed moves delivery by about
+// ten of 400.
+func Seeds(sc Scenario, seeds []uint64, workers int) ([][]Report, error) {
+	protos := []Protocol{Tern, Epidemic, Flood}
+	out := make([][]Report, len(seeds))
+	errs := make([]error, len(seeds)*len(protos))
+	sem := make(chan struct{}, max(workers, 1))
+	var wg sync.WaitGroup
+	for i, seed := range seeds {
+		out[i] = make([]Report, len(protos))
+		for k, p := range protos {
+			c := sc
+			c.Seed = seed
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				start := time.Now()
+				s, err := New(c, p)
+				if err != nil {
+					errs[i*len(protos)+k] = err
+					return
+				}
+				r := s.Run()
+				r.WallTime = time.Since(start)
+				out[i][k] = r
+			}()
+		}
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// Mean is the average of one protocol's reports over seeds: delivered,
+// transmissions per delivery, airtime and collisions (the figures the
+// targets are about).
+type Mean struct {
+	Protocol       string
+	Delivered      float64
+	Generated      float64
+	TxPerDelivered float64
+	Airtime        time.Duration
+	Collisions     float64
+	PerSeed        []int // delivered, by seed
+}
+
+// Means averages Seeds' reports per protocol.
+func Means(bySeed [][]Report) []Mean {
+	if len(bySeed) == 0 {
+		return nil
+	}
+	out := make([]Mean, len(bySeed[0]))
+	n := float64(len(bySeed))
+	for k := range out {
+		m := &out[k]
+		m.Protocol = bySeed[0][k].Protocol
+		for _, rs := range bySeed {
+			r := rs[k]
+			m.Delivered += float64(r.Delivered) / n
+			m.Generated += float64(r.Generated) / n
+			m.TxPerDelivered += r.TxPerDelivered / n
+			m.Airtime += time.Duration(float64(r.AirtimeTotal) / n)
+			m.Collisions += float64(r.Collisions) / n
+			m.PerSeed = append(m.PerSeed, r.Delivered)
+		}
+	}
+	return out
+}
+
+// WriteMeans writes Means as a markdown table.
+func WriteMeans(w io.Writer, ms []Mean) {
+	fmt.Fprintln(w, "| protocol | delivered (mean) | data tx per delivered | LoRa airtime (s) | collisions | delivered by seed |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, m := range ms {
+		fmt.Fprintf(w, "| %s | %.1f/%.0f (%.1f %%) | %.1f | %.0f | %.0f | %v |\n", m.Protocol, m.Delivered, m.Generated,
+			100*m.Delivered/max(m.Generated, 1), m.TxPerDelivered, m.Airtime.Seconds(), m.Collisions, m.PerSeed)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"flag"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -22,32 +23,39 @@ func loadCity(t testing.TB) Scenario {
 }
 
 // TestCity100TernBeatsEpidemicAndFlooding runs the 100-node city under the
-// three protocols, same seed, and checks Tern's targets: delivery at least
-// epidemic's with at most a third of its transmissions, and far less
-// airtime than flooding.
+// three protocols on seeds 1-8 (one seed moves delivery by about ten of
+// 400, so the targets are judged on the means) and checks Tern's targets:
+// delivery at least epidemic's with at most a third of its transmissions,
+// and far less airtime than flooding.
 func TestCity100TernBeatsEpidemicAndFlooding(t *testing.T) {
-	rs, err := Compare(loadCity(t))
+	bySeed, err := Seeds(loadCity(t), []uint64{1, 2, 3, 4, 5, 6, 7, 8}, runtime.GOMAXPROCS(0))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ms := Means(bySeed)
 	var buf bytes.Buffer
-	WriteTable(&buf, rs)
+	WriteMeans(&buf, ms)
 	t.Logf("\n%s", buf.String())
-	tern, epi, flood := rs[0], rs[1], rs[2]
-	// Known gap (README, Mesh simulator): Tern delivers about 96 % of
+	tern, epi, flood := ms[0], ms[1], ms[2]
+	// Known gap (README, Mesh simulator): Tern delivers about 97 % of
 	// what epidemic delivers here; the target is 100 %. Guard against
 	// regressions.
-	if tern.DeliveryRatio < 0.93*epi.DeliveryRatio {
-		t.Errorf("Tern delivered %.1f %%, epidemic %.1f %%: Tern fell below 93 %% of epidemic's delivery", 100*tern.DeliveryRatio, 100*epi.DeliveryRatio)
+	if tern.Delivered < 0.95*epi.Delivered {
+		t.Errorf("Tern delivered %.1f on average, epidemic %.1f: Tern fell below 95 %% of epidemic's delivery", tern.Delivered, epi.Delivered)
 	}
 	if 3*tern.TxPerDelivered > epi.TxPerDelivered {
 		t.Errorf("Tern made %.1f bundle transmissions per delivery, epidemic %.1f: Tern must stay under a third", tern.TxPerDelivered, epi.TxPerDelivered)
 	}
-	if tern.AirtimeTotal > flood.AirtimeTotal || 3*tern.AirtimeTotal > epi.AirtimeTotal {
-		t.Errorf("Tern used %v of LoRa airtime, flooding %v, epidemic %v: want less than both", tern.AirtimeTotal, flood.AirtimeTotal, epi.AirtimeTotal)
+	if 2*tern.Airtime > flood.Airtime || 3*tern.Airtime > epi.Airtime {
+		t.Errorf("Tern used %v of LoRa airtime, flooding %v, epidemic %v: want under half of flooding's and a third of epidemic's", tern.Airtime, flood.Airtime, epi.Airtime)
 	}
-	if tern.DupDeliveries != 0 {
-		t.Errorf("%d duplicate deliveries reached applications", tern.DupDeliveries)
+	for i, rs := range bySeed {
+		if rs[0].DupDeliveries != 0 {
+			t.Errorf("seed %d: %d duplicate deliveries reached applications", i+1, rs[0].DupDeliveries)
+		}
+		if rs[0].AirtimeTotal >= rs[2].AirtimeTotal {
+			t.Errorf("seed %d: Tern used %v of airtime, flooding %v", i+1, rs[0].AirtimeTotal, rs[2].AirtimeTotal)
+		}
 	}
 }
 

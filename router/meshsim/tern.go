@@ -23,7 +23,9 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 			n.s.rep.RateLimited++
 			return
 		}
-		n.ack(from, b)
+		if f.to >= 0 {
+			n.ack(from, b) // an air spray (broadcast) is not acknowledged: custody stays with the sender
+		}
 		if n.role == roleLiar {
 			return // swallows everything it is given
 		}
@@ -57,6 +59,7 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 			h.copies -= h.give
 			if h.copies <= 0 {
 				n.drop(id)
+				n.passedOn(id)
 			} else if h.routed {
 				n.hedgeFor(h, from)
 			}
@@ -83,16 +86,17 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 				continue
 			}
 			nbrIsDest := h.b.dst == from
+			if h.hedge && !nbrIsDest {
+				continue // a hedge waits for the receipt, or for the destination itself (the daemon: gaveTo)
+			}
 			via, live, _ := n.table.NextHop(addrOf(h.b.dst), addrOf(h.from), n.upAddr)
 			h.routed = false
 			switch policy.Decide(h.copies, nbrIsDest, live && via == addrOf(from), live) {
 			case policy.Forward:
 				n.hand(h, from, h.copies)
 			case policy.Copy:
-				if !h.hedge {
-					give, _ := policy.Spray(h.copies)
-					n.hand(h, from, give)
-				}
+				give, _ := policy.Spray(h.copies)
+				n.hand(h, from, give)
 			}
 		}
 	}
@@ -146,6 +150,7 @@ func (n *node) process(h *held) {
 		via, live = n.table.LiveHop(addrOf(h.b.dst), exclude, n.upAddr)
 	}
 	if !live {
+		n.airSpray(h)
 		return
 	}
 	j := idxOf(via)
@@ -232,6 +237,7 @@ func (n *node) applyReceipts(ids []bundle.ID) {
 		}
 		if h := n.store[id]; h != nil && !h.inflight {
 			n.drop(id)
+			n.passedOn(id)
 		}
 	}
 }
@@ -355,3 +361,49 @@ func (n *node) p2pUp(j int) bool {
 	}
 	return false
 }
+
+// airSpray puts an unrouted bundle on the radio once, as one broadcast:
+// every radio neighbour that lacks it keeps a share of the copies
+// (policy.AirShare) and sprays or routes them in turn; nobody
+// acknowledges, the sender keeps custody and the rest of the budget.
+// Bulk never goes on a radio.
+//
+// The broadcast waits a random moment up to airJitter: hearers of one air
+// spray that sprayed again at once would all start together and collide
+// at every node that hears two of them (seed 7: 3.5 times the collisions).
+func (n *node) airSpray(h *held) {
+	if n.radio == nil || h.aired || h.b.class == policy.Bulk || h.copies < policy.AirSprayMin {
+		return
+	}
+	h.aired = true
+	n.s.at(time.Duration(n.s.rng.Int64N(int64(airJitter))), func() {
+		if n.store[h.b.id] != h || h.inflight || !n.up {
+			h.aired = false
+			return
+		}
+		if _, live, _ := n.table.NextHop(addrOf(h.b.dst), bundle.Addr{}, n.upAddr); live {
+			h.aired = false // a route appeared meanwhile: process routes it
+			return
+		}
+		hearers := 0
+		for _, j := range n.radio.nbrs {
+			if n.rup[j] && n.s.nodes[j].up {
+				hearers++
+			}
+		}
+		share, keep := policy.AirShare(h.copies, hearers)
+		if share == 0 {
+			h.aired = false
+			return
+		}
+		f := &frame{kind: fData, to: -1, b: h.b, copies: share, size: h.b.size + headerBytes, class: h.b.class}
+		if !n.s.sendLoRa(n.idx, f) {
+			h.aired = false
+			return
+		}
+		h.copies = keep
+	})
+}
+
+// airJitter bounds the random wait before an air spray.
+const airJitter = 20 * time.Second
