@@ -107,7 +107,7 @@ func (r *Router) onSummary(n *neighbour, l transports.Link, s *bundle.Summary, n
 		r.log.Debug("neighbour speaks summaries", "neighbour", addrString(n.addr))
 	}
 	if len(s.Grants) > 0 {
-		r.dtn.addGrants(n.addr, s.Grants, now)
+		r.dtn.addGrants(n.addr, s.Grants, now, s.Flags&bundle.SummaryAired != 0)
 	}
 	if len(s.Delivered) > 0 {
 		r.learnReceipts(n.addr, s.Delivered)
