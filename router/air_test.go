@@ -44,13 +44,14 @@ type airFrame struct {
 	data []byte
 }
 
-// newAirNet puts nodes on one channel; reach, if set, says who hears whom.
-func newAirNet(t *testing.T, nodes []*testNode, reach func(i, j int) bool) *airNet {
+// newAirNet puts nodes on one channel; reach, if set, says who hears
+// whom; clearOnly makes it an amateur-radio channel.
+func newAirNet(t *testing.T, nodes []*testNode, reach func(i, j int) bool, clearOnly bool) *airNet {
 	t.Helper()
 	a := &airNet{t: t}
 	for _, n := range nodes {
 		ar := &airRadio{node: n}
-		r, err := radiolink.New(radiolink.Config{Self: n.addr, Name: "air", MaxFrame: 255}, radiolink.WallClock{},
+		r, err := radiolink.New(radiolink.Config{Self: n.addr, Name: "air", MaxFrame: 255, ClearOnly: clearOnly}, radiolink.WallClock{},
 			radiolink.Hooks{Transmit: func(f []byte) error { a.transmit(ar, f); return nil }})
 		if err != nil {
 			t.Fatal(err)
@@ -195,7 +196,7 @@ func holdUnrouted(t *testing.T, n *testNode, b *bundle.Bundle, copies uint8) {
 func TestAirSprayOneBroadcastServesEveryHearer(t *testing.T) {
 	s, d := newTestNode(t, 'S'), newTestNode(t, 'D')
 	hs := []*testNode{newTestNode(t, '1'), newTestNode(t, '2'), newTestNode(t, '3')}
-	air := newAirNet(t, append([]*testNode{s}, hs...), nil)
+	air := newAirNet(t, append([]*testNode{s}, hs...), nil, false)
 	air.up()
 
 	const copies = 64
@@ -249,4 +250,73 @@ func TestAirSprayOneBroadcastServesEveryHearer(t *testing.T) {
 	if got := d.r.Metrics().Total.Delivered; got != 1 {
 		t.Fatalf("D delivered %d times, want exactly once", got)
 	}
+}
+
+// TestAirSprayNeverBulkRoutedOrCiphertextOnAmateurRadio: bulk data, a
+// bundle with a live route (to a radio neighbour) and an encrypted bundle
+// on a clear-only channel are never aired; a clear-signed one is.
+func TestAirSprayNeverBulkRoutedOrCiphertextOnAmateurRadio(t *testing.T) {
+	s, h, d := newTestNode(t, 'S'), newTestNode(t, 'H'), newTestNode(t, 'D')
+	air := newAirNet(t, []*testNode{s, h}, nil, false)
+	air.up()
+	bulk := dataBundle(t, d.addr, "a file chunk")
+	bulk.Flags |= bundle.FlagBulk
+	holdUnrouted(t, s, bulk, 64)
+	if err := s.r.Submit(dataBundle(t, h.addr, "routed")); err != nil {
+		t.Fatal(err)
+	}
+	waitArrival(t, h, "routed")
+	s.r.reroute() // synchronous: whatever it would air is queued on return
+	if m, n := s.r.Metrics().DTN.Aired, air.airedBy(0); m != 0 || n != 0 {
+		t.Fatalf("S aired %d bundles (%d frames), want none: bulk and routed bundles stay off the air", m, n)
+	}
+	if got := copiesAt(s, bulk.ID); got != 64 {
+		t.Fatalf("the bulk bundle's budget changed to %d", got)
+	}
+
+	// Amateur radio: ciphertext never, signed plaintext yes.
+	a, b := newTestNode(t, 'a'), newTestNode(t, 'b')
+	ham := newAirNet(t, []*testNode{a, b}, nil, true)
+	ham.up()
+	sealed := dataBundle(t, d.addr, "sealed")
+	holdUnrouted(t, a, sealed, 64)
+	a.r.reroute()
+	if m := a.r.Metrics().DTN.Aired; m != 0 {
+		t.Fatalf("an encrypted bundle was aired on a clear-only radio (%d)", m)
+	}
+	clear := dataBundle(t, d.addr, "signed, in the clear")
+	clear.Kind = bundle.KindClearSigned
+	holdUnrouted(t, a, clear, 64)
+	eventually(t, "the clear-signed bundle is aired on the amateur channel", func() bool { return copiesAt(b, clear.ID) > 0 })
+	if m, got := a.r.Metrics().DTN.Aired, copiesAt(b, sealed.ID); m != 1 || got != 0 {
+		t.Fatalf("aired %d bundles, the hearer holds %d copies of the sealed one; want 1 and 0", m, got)
+	}
+}
+
+// TestAirSprayHearerAirsItsShareInTurn: on a chain S - H1 - H2 (each hears
+// only its neighbours) S airs its 128 copies to H1 (share 64), whose share
+// is enough to air again to S and H2 (16 each, keeping 32); H2 airs its 16
+// once more (8 to H1, which holds it already and drops it). Every node
+// airs once.
+func TestAirSprayHearerAirsItsShareInTurn(t *testing.T) {
+	s, h1, h2, d := newTestNode(t, 'S'), newTestNode(t, '1'), newTestNode(t, '2'), newTestNode(t, 'D')
+	air := newAirNet(t, []*testNode{s, h1, h2}, func(i, j int) bool { return i-j == 1 || j-i == 1 }, false)
+	air.up()
+	msg := dataBundle(t, d.addr, "down the chain")
+	if err := s.r.Submit(msg); err != nil {
+		t.Fatal(err)
+	}
+	s1, k1 := policy.AirShare(policy.DefaultCopies, 1)
+	s2, k2 := policy.AirShare(s1, 2)
+	_, k3 := policy.AirShare(s2, 1)
+	eventually(t, "the copies spread down the chain", func() bool {
+		return copiesAt(s, msg.ID) == k1 && copiesAt(h1, msg.ID) == k2 && copiesAt(h2, msg.ID) == k3
+	})
+	eventually(t, "every node aired once", func() bool { return air.airedBy(0) == 1 && air.airedBy(1) == 1 && air.airedBy(2) == 1 })
+	for i, n := range []*testNode{s, h1, h2} {
+		if m := n.r.Metrics().DTN.Aired; m != 1 {
+			t.Errorf("node %d aired %d times, want once", i, m)
+		}
+	}
+	t.Logf("copies S %d, H1 %d, H2 %d", k1, k2, k3)
 }
