@@ -190,11 +190,11 @@ func (r *Router) keepCopies(id bundle.ID, given int) {
 	}
 }
 
-// seenAired reports whether an aired bundle is no news here: held, handed
-// on before (cameBack does not apply: the sender kept custody, so nothing
-// is lost by dropping it), or known delivered.
+// seenAired reports whether an aired bundle is no news here: held, aired
+// or handed on before (cameBack does not apply: the sender kept custody,
+// so nothing is lost by dropping it), or known delivered.
 func (r *Router) seenAired(id bundle.ID) bool {
-	if r.cfg.Store.Has(id) {
+	if r.cfg.Store.Has(id) || r.dtn.aired.has(id) {
 		return true
 	}
 	if _, ok := r.origins.get(id); ok {
