@@ -35,8 +35,8 @@ type airRadio struct {
 	reach map[*airRadio]bool // nil: every other radio
 	// Counted under airNet.mu: aired-bundle frames (radiolink type 7) put
 	// on the channel, and the bundle IDs the router acknowledged.
-	aired int
-	acked []bundle.ID
+	aired, airedBytes int
+	acked             []bundle.ID
 }
 
 type airFrame struct {
@@ -103,6 +103,7 @@ func (a *airNet) transmit(from *airRadio, f []byte) {
 	a.mu.Lock()
 	if f[0]>>4 == 7 { // an aired bundle (radiolink FORMAT.md)
 		from.aired++
+		from.airedBytes += len(f)
 	}
 	if !a.open {
 		a.held = append(a.held, airFrame{from, f})
@@ -213,6 +214,9 @@ func TestAirSprayOneBroadcastServesEveryHearer(t *testing.T) {
 		t.Fatalf("S keeps %d copies, want %d", got, keep)
 	}
 	s.r.reroute() // another round (synchronous): the bundle is not aired twice
+	air.mu.Lock()
+	t.Logf("one air spray of a %d-byte bundle to %d hearers: 1 frame of %d bytes", len(mustMarshal(t, msg)), len(hs), air.radios[0].airedBytes)
+	air.mu.Unlock()
 	if n, m := air.airedBy(0), s.r.Metrics().DTN.Aired; n != 1 || m != 1 {
 		t.Fatalf("S put %d aired frames on the channel (metric %d), want 1", n, m)
 	}

@@ -29,6 +29,10 @@ import (
 // the summaries from node to node as a receipt, and every node holding a
 // spare copy of it drops that copy.
 //
+// Over a radio, where summaries do not go, an unrouted bundle with enough
+// copies is broadcast once to every radio neighbour with a share of its
+// budget (air spray, air.go).
+//
 // The originator also keeps one copy back (a hedge) when it hands a
 // bundle over on a live route that does not end at the next hop: if no
 // receipt comes back within ReceiptTimeout the neighbour is judged
