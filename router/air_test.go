@@ -324,3 +324,23 @@ func TestAirSprayHearerAirsItsShareInTurn(t *testing.T) {
 	}
 	t.Logf("copies S %d, H1 %d, H2 %d", k1, k2, k3)
 }
+
+// TestAirSprayHeldToIngressLimit: broadcast data counts against the
+// hearer's per-neighbour radio ingress limit like unicast data: with a
+// burst of one, a hearer takes the first of two aired bundles and refuses
+// the second (which its sender does not air again).
+func TestAirSprayHeldToIngressLimit(t *testing.T) {
+	s, d := newTestNode(t, 'S'), newTestNode(t, 'D')
+	h := newTunedNode(t, 'H', func(c *Config) { c.RadioIngressRate, c.RadioIngressBurst = 1e-6, 1 })
+	air := newAirNet(t, []*testNode{s, h}, nil, false)
+	air.up()
+	first, second := dataBundle(t, d.addr, "first"), dataBundle(t, d.addr, "second")
+	holdUnrouted(t, s, first, 64)
+	eventually(t, "the hearer takes the first aired bundle", func() bool { return copiesAt(h, first.ID) > 0 })
+	holdUnrouted(t, s, second, 64)
+	eventually(t, "the hearer refuses the second over its ingress limit", func() bool { return h.r.Metrics().Total.RateLimited == 1 })
+	s.r.reroute()
+	if _, ok := held(h, second.ID); ok || s.r.Metrics().DTN.Aired != 2 {
+		t.Fatalf("hearer holds the second: %v; S aired %d bundles, want 2", ok, s.r.Metrics().DTN.Aired)
+	}
+}
