@@ -180,6 +180,8 @@ func (r *Router) airOne(rec store.Record, chans []airChannel, now time.Time) (st
 // keepCopies takes given copies off id's budget, durably, keeping the
 // record in whatever queue it is in now.
 func (r *Router) keepCopies(id bundle.ID, given int) {
+	r.dtn.copyMu.Lock()
+	defer r.dtn.copyMu.Unlock()
 	rec, err := r.cfg.Store.Get(id)
 	if err != nil {
 		return // delivered or expired meanwhile

@@ -85,6 +85,10 @@ type dtnState struct {
 
 	// aired remembers the bundles this node put on the air (air.go).
 	aired airedSet
+	// copyMu serialises the read-modify-write of stored copy budgets
+	// (settle, keepCopies), so that an ack and an air spray at once both
+	// count.
+	copyMu sync.Mutex
 
 	sprayed, cleared, learned, resent, airSprays atomicU64
 }
@@ -314,6 +318,8 @@ func (r *Router) settle(n *neighbour, acks []copyAck) {
 		}
 	}
 	r.dtn.mu.Unlock()
+	r.dtn.copyMu.Lock()
+	defer r.dtn.copyMu.Unlock()
 	for _, a := range acks {
 		rec, err := r.cfg.Store.Get(a.id)
 		if err != nil {
