@@ -93,6 +93,9 @@ func FuzzSummary(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Add([]byte{0x84, 0x00, 0x80, 0x80, 0x80})
+	if aired, err := (&Summary{Flags: SummaryAired, Grants: grants(1)}).Marshal(); err == nil {
+		f.Add(aired)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := UnmarshalSummary(data)
 		if err != nil {

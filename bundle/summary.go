@@ -31,8 +31,14 @@ const (
 	// summary over the same link: a probe of a link that stopped
 	// returning custody acks (the router's silent links), so that traffic
 	// moves back to it as soon as it carries frames both ways again.
-	SummaryEcho  uint8 = 1 << 1
-	summaryFlags       = SummaryHeld | SummaryEcho
+	SummaryEcho uint8 = 1 << 1
+	// SummaryAired says the grants are for bundles the sender broadcast
+	// on a shared radio channel (an air spray): every hearer that lacks
+	// one keeps it with the granted copies as its own budget and sends
+	// no custody ack (custody did not move; the sender keeps it). It
+	// needs at least one grant, and nothing in Held or Delivered.
+	SummaryAired uint8 = 1 << 2
+	summaryFlags       = SummaryHeld | SummaryEcho | SummaryAired
 )
 
 var decSummary = mustDecMode(MaxSummaryIDs)
@@ -128,6 +134,8 @@ func (s *Summary) validate() error {
 	switch {
 	case s.Flags&^summaryFlags != 0:
 		return fmt.Errorf("%w: summary Flags %#02x set unknown bits (known mask %#02x)", ErrMalformed, s.Flags, summaryFlags)
+	case s.Flags&SummaryAired != 0 && (len(s.Grants) == 0 || len(s.Held)+len(s.Delivered) > 0 || s.Flags != SummaryAired):
+		return fmt.Errorf("%w: an aired summary (flag %#02x) carries only grants, at least one, and no other flag", ErrMalformed, SummaryAired)
 	case s.Flags&SummaryHeld == 0 && len(s.Held) > 0:
 		return fmt.Errorf("%w: summary lists %d Held IDs without the SummaryHeld flag", ErrMalformed, len(s.Held))
 	case len(s.Held) > MaxSummaryIDs:
@@ -171,4 +179,24 @@ func distinctIDs(field string, ids []ID) error {
 		seen[id] = struct{}{}
 	}
 	return nil
+}
+
+// AiredNoteLifetime is the Lifetime (ms) of an aired grant note.
+const AiredNoteLifetime = 60_000
+
+// AiredNote returns the canonical bytes of the grant note that goes on a
+// shared radio channel just ahead of a broadcast bundle id (an air spray):
+// a hop-by-hop KindSummary bundle to no one in particular (Dest all zero),
+// FlagDerivedID, Created 0, Age 0, Lifetime AiredNoteLifetime, HopLimit 0,
+// payload Summary{Flags: SummaryAired, Grants: [{id, copies}]}. Every
+// field follows from id and copies, so a radio link may carry just those
+// (transports/radiolink FORMAT.md, frame type 7) and rebuild the note.
+func AiredNote(id ID, copies uint8) ([]byte, error) {
+	p, err := (&Summary{Flags: SummaryAired, Grants: []Grant{{ID: id, Copies: copies}}}).Marshal()
+	if err != nil {
+		return nil, err
+	}
+	b := Bundle{Version: Version, Kind: KindSummary, Flags: FlagDerivedID, ID: DerivedID(Addr{}, p),
+		Lifetime: AiredNoteLifetime, Payload: p}
+	return b.Marshal()
 }

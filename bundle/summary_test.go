@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 )
@@ -22,6 +23,7 @@ func TestSummaryRoundTrip(t *testing.T) {
 		"grants":       {Grants: grants(2)},
 		"all full":     {Flags: SummaryHeld, Held: ids(MaxSummaryIDs), Delivered: ids(MaxSummaryIDs), Grants: grants(MaxSummaryGrants)},
 		"held flag, 0": {Flags: SummaryHeld},
+		"aired":        {Flags: SummaryAired, Grants: grants(1)},
 	} {
 		data, err := s.Marshal()
 		if err != nil {
@@ -60,7 +62,8 @@ func TestSummaryValidation(t *testing.T) {
 		s       *Summary
 		mention string
 	}{
-		"unknown flag":        {&Summary{Flags: 4}, "Flags"},
+		"unknown flag":        {&Summary{Flags: 8}, "Flags"},
+		"aired without grant": {&Summary{Flags: SummaryAired}, "aired"},
 		"held without flag":   {&Summary{Held: ids(1)}, "SummaryHeld"},
 		"too many held":       {&Summary{Flags: SummaryHeld, Held: ids(MaxSummaryIDs + 1)}, "Held IDs, over"},
 		"too many delivered":  {&Summary{Delivered: ids(MaxSummaryIDs + 1)}, "Delivered IDs, over"},
@@ -143,4 +146,37 @@ func TestSummaryIsHopByHop(t *testing.T) {
 	if _, err := b.Marshal(); err == nil {
 		t.Fatal("a summary bundle with a hop limit was accepted")
 	}
+}
+
+// TestAiredSummaryRules: an aired note carries grants only, and
+// AiredNote's bytes decode to exactly that note, with a derived ID (a
+// radio rebuilds it from the grant alone).
+func TestAiredSummaryRules(t *testing.T) {
+	for name, s := range map[string]*Summary{
+		"no grant":      {Flags: SummaryAired},
+		"with receipts": {Flags: SummaryAired, Delivered: ids(1), Grants: grants(1)},
+		"with held":     {Flags: SummaryAired | SummaryHeld, Held: ids(1), Grants: grants(1)},
+		"with echo":     {Flags: SummaryAired | SummaryEcho, Grants: grants(1)},
+	} {
+		if _, err := s.Marshal(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Marshal gave %v, want ErrMalformed", name, err)
+		}
+	}
+	id := ID{7, 7, 7}
+	raw, err := AiredNote(id, 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Unmarshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := UnmarshalSummary(b.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Kind != KindSummary || b.HopLimit != 0 || b.Dest != (Addr{}) || s.Flags != SummaryAired || len(s.Grants) != 1 || s.Grants[0] != (Grant{ID: id, Copies: 21}) {
+		t.Fatalf("AiredNote decodes to %+v with %+v", b, s)
+	}
+	t.Logf("aired note: %d bytes", len(raw))
 }

@@ -29,6 +29,10 @@ import (
 // the summaries from node to node as a receipt, and every node holding a
 // spare copy of it drops that copy.
 //
+// Over a radio, where summaries do not go, an unrouted bundle with enough
+// copies is broadcast once to every radio neighbour with a share of its
+// budget (air spray, air.go).
+//
 // The originator also keeps one copy back (a hedge) when it hands a
 // bundle over on a live route that does not end at the next hop: if no
 // receipt comes back within ReceiptTimeout the neighbour is judged
@@ -79,7 +83,14 @@ type dtnState struct {
 	// savedSeq is the receipt log's seq at its last save (persist.go).
 	savedSeq uint64
 
-	sprayed, cleared, learned, resent atomicU64
+	// aired remembers the bundles this node put on the air (air.go).
+	aired airedSet
+	// copyMu serialises the read-modify-write of stored copy budgets
+	// (settle, keepCopies), so that an ack and an air spray at once both
+	// count.
+	copyMu sync.Mutex
+
+	sprayed, cleared, learned, resent, airSprays atomicU64
 }
 
 type grantKey struct {
@@ -90,6 +101,7 @@ type grantKey struct {
 type grantEntry struct {
 	copies uint8
 	at     time.Time
+	aired  bool // broadcast on a radio (bundle.SummaryAired): no custody ack
 }
 
 type handover struct {
@@ -215,27 +227,28 @@ func submitCopies(k bundle.Kind) uint8 {
 }
 
 // takeGrant returns (and forgets) the budget neighbour from granted for id:
-// 0 when it sent none (plain custody).
-func (d *dtnState) takeGrant(from bundle.Addr, id bundle.ID) uint8 {
+// 0 when it sent none (plain custody); aired when the grant came with a
+// radio broadcast of the bundle (no custody ack is due).
+func (d *dtnState) takeGrant(from bundle.Addr, id bundle.ID) (copies uint8, aired bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := grantKey{from, id}
 	g, ok := d.grants[k]
 	if !ok {
-		return 0
+		return 0, false
 	}
 	delete(d.grants, k)
-	return g.copies
+	return g.copies, g.aired
 }
 
-func (d *dtnState) addGrants(from bundle.Addr, gs []bundle.Grant, now time.Time) {
+func (d *dtnState) addGrants(from bundle.Addr, gs []bundle.Grant, now time.Time, aired bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, g := range gs {
 		if len(d.grants) >= maxGrants {
 			return
 		}
-		d.grants[grantKey{from, g.ID}] = grantEntry{copies: g.Copies, at: now}
+		d.grants[grantKey{from, g.ID}] = grantEntry{copies: g.Copies, at: now, aired: aired}
 	}
 }
 
@@ -305,6 +318,8 @@ func (r *Router) settle(n *neighbour, acks []copyAck) {
 		}
 	}
 	r.dtn.mu.Unlock()
+	r.dtn.copyMu.Lock()
+	defer r.dtn.copyMu.Unlock()
 	for _, a := range acks {
 		rec, err := r.cfg.Store.Get(a.id)
 		if err != nil {
@@ -573,7 +588,8 @@ func (r *Router) moveTo(byHop map[bundle.Addr][]bundle.ID) {
 }
 
 func (r *Router) dtnMetrics() DTNCounters {
-	c := DTNCounters{Sprayed: r.dtn.sprayed.Load(), Cleared: r.dtn.cleared.Load(), Receipts: r.dtn.learned.Load(), Resent: r.dtn.resent.Load()}
+	c := DTNCounters{Sprayed: r.dtn.sprayed.Load(), Cleared: r.dtn.cleared.Load(), Receipts: r.dtn.learned.Load(), Resent: r.dtn.resent.Load(),
+		Aired: r.dtn.airSprays.Load()}
 	for _, n := range r.neighbours() {
 		if r.table.penalised(n.addr) {
 			c.Penalised = append(c.Penalised, addrString(n.addr))

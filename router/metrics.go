@@ -47,6 +47,7 @@ type DTNCounters struct {
 	Cleared   uint64   `json:"cleared"`   // spare copies dropped because a receipt said delivered
 	Receipts  uint64   `json:"receipts"`  // delivery receipts learned (delivered here or heard)
 	Resent    uint64   `json:"resent"`    // hedges sent again another way for want of a receipt
+	Aired     uint64   `json:"aired"`     // unrouted bundles broadcast once on a radio with copies for every hearer (air.go)
 	Penalised []string `json:"penalised"` // neighbours whose routes lost preference
 }
 

@@ -382,6 +382,7 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 	}
 	var recs []store.Record
 	var acks, acked []bundle.ID
+	noAck := map[bundle.ID]bool{} // aired bundles stored or refused here
 	for _, f := range frames {
 		b, err := bundle.Unmarshal(f)
 		if err != nil {
@@ -435,25 +436,36 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			continue
 		}
 		rem := b.Remaining(0)
+		// An aired bundle (a radio broadcast, air.go) is never
+		// acknowledged: custody stays with its sender.
+		copies, aired := r.dtn.takeGrant(n.addr, b.ID)
+		ack := func() {
+			if !aired {
+				acks = append(acks, b.ID)
+			}
+		}
 		switch {
 		case rem <= 0:
 			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.expired })
-			acks = append(acks, b.ID)
+			ack()
 			continue
-		case r.cfg.Store.Has(b.ID) && !r.cameBack(b, n.addr):
+		case aired && r.seenAired(b.ID), !aired && r.cfg.Store.Has(b.ID) && !r.cameBack(b, n.addr):
 			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.duplicate })
-			acks = append(acks, b.ID)
+			ack()
 			continue
 		case b.Dest != r.cfg.Self && b.HopLimit == 0:
 			r.m.reject(n.addr, "hop-limit")
-			acks = append(acks, b.ID)
+			ack()
 			continue
 		}
 		rec := store.Record{
 			ID: b.ID, Dest: b.Dest, From: n.addr, Raw: f,
 			Received: now.UnixMilli(), Expires: now.Add(rem).UnixMilli(),
 			Readmit: b.Dest != r.cfg.Self, // only a bundle that cameBack gets here seen
-			Copies:  r.dtn.takeGrant(n.addr, b.ID),
+			Copies:  copies,
+		}
+		if aired {
+			noAck[b.ID] = true
 		}
 		if b.Dest == r.cfg.Self {
 			rec.NextHop, rec.Copies = r.cfg.Self, 0
@@ -471,12 +483,16 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			switch {
 			case err == nil:
 				r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.stored })
-				acks = append(acks, recs[i].ID)
+				if !noAck[recs[i].ID] {
+					acks = append(acks, recs[i].ID)
+				}
 				hops[recs[i].NextHop] = true
 				r.origins.put(recs[i].ID, n.addr)
 			case errors.Is(err, store.ErrDuplicate):
 				r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.duplicate })
-				acks = append(acks, recs[i].ID)
+				if !noAck[recs[i].ID] {
+					acks = append(acks, recs[i].ID)
+				}
 			default:
 				// Not acknowledged: the neighbour keeps custody and retries.
 				reason := "store"

@@ -346,7 +346,7 @@ func (r *Router) routesChanged() { wake(r.changed) }
 // now have a route, bundles waiting for a neighbour that is down when
 // another neighbour that is up now leads to their destination, and parked
 // hedges that now have a live route through a neighbour not yet given
-// them.
+// them. Then it offers what is left unrouted to the radios (airSpray).
 func (r *Router) reroute() {
 	st := r.cfg.Store
 	move := func(recs []store.Record, current bundle.Addr) {
@@ -386,6 +386,7 @@ func (r *Router) reroute() {
 			move(recs, a)
 		}
 	}
+	r.airSpray() // what is still unrouted may go on the air (air.go)
 }
 
 // announceLoop runs a round every AnnounceInterval and on every route

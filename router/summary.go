@@ -15,7 +15,10 @@ import (
 // notes in between (new receipts only, after SummaryDelay so that several
 // ride together; grants ahead of the bundles they belong to). Nodes that
 // predate summaries reject them, so only the full summary when a link
-// comes up goes to a neighbour that has not sent one.
+// comes up goes to a neighbour that has not sent one. The one summary that
+// crosses a radio is the aired grant note (bundle.AiredNote) of an air
+// spray (air.go), which the radio carries as one byte inside the broadcast
+// frame of its bundle.
 
 // summaryOverhead bounds the bundle header and the summary's own heads.
 const summaryOverhead = 128
@@ -132,7 +135,7 @@ func (r *Router) onSummary(n *neighbour, l transports.Link, s *bundle.Summary, n
 		r.log.Debug("neighbour speaks summaries", "neighbour", addrString(n.addr))
 	}
 	if len(s.Grants) > 0 {
-		r.dtn.addGrants(n.addr, s.Grants, now)
+		r.dtn.addGrants(n.addr, s.Grants, now, s.Flags&bundle.SummaryAired != 0)
 	}
 	if len(s.Delivered) > 0 {
 		r.learnReceipts(n.addr, s.Delivered)

@@ -126,6 +126,29 @@ func IsClearOnly(l Link) bool {
 	return ok && c.ClearOnly()
 }
 
+// BroadcastLink is an optional capability of links over a shared channel
+// (a radio), where one transmission reaches every neighbour on it.
+//
+// Contract:
+//   - Broadcast transmits frames once, for every neighbour on the channel,
+//     not only this link's peer; each hearer receives them, in order, on
+//     its own link to the sender (Recv), exactly as if they had been sent
+//     there with Send. Nobody acknowledges at the link layer and any hearer
+//     may miss them. It returns once the medium took them (queued for
+//     airtime, charged to the channel's airtime budget like any data
+//     frame), not when they were heard.
+//   - A link may accept only some frame sequences for broadcast (radiolink:
+//     an aired grant note, bundle.AiredNote, then its bundle, fitting one
+//     air frame); others fail with an error wrapping ErrTooBig, and
+//     nothing is sent.
+//   - Channel identifies the shared channel: the links of one node with
+//     equal (==) Channel values reach the same neighbours with one
+//     Broadcast. It is comparable and stable while the link is open.
+type BroadcastLink interface {
+	Broadcast(ctx context.Context, frames ...[]byte) error
+	Channel() any
+}
+
 // RadioInfo is what a link over a shared radio channel reports to users
 // (`tern peers`, the network page).
 type RadioInfo struct {

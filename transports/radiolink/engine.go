@@ -175,6 +175,8 @@ type Engine struct {
 	ctl          []span // capped control airtime in the window
 	backoff      time.Time
 
+	airQueued int // aired bundles waiting (broadcasts, air.go)
+
 	stats  Counters
 	events []event
 }
@@ -505,10 +507,12 @@ func (e *Engine) drop(class, idx int, it txItem) {
 		return
 	}
 	e.q[class] = append(e.q[class][:idx], e.q[class][idx+1:]...)
-	if it.nb != nil {
+	switch {
+	case it.nb != nil:
 		it.nb.queued--
-	}
-	if it.nb == nil {
+	case it.frame[0]>>4 == ftAir:
+		e.airQueued--
+	default:
 		e.helloPending = false
 	}
 }
@@ -516,8 +520,11 @@ func (e *Engine) drop(class, idx int, it txItem) {
 func (e *Engine) take(now time.Time, class, idx int, it txItem) {
 	if class != classBulk {
 		e.q[class] = append(e.q[class][:idx], e.q[class][idx+1:]...)
-		if it.frame[0]>>4 == ftHello {
+		if t := it.frame[0] >> 4; t == ftHello {
 			e.helloPending = false
+		} else if t == ftAir {
+			e.airQueued--
+			e.stats.Aired++
 		} else if t := int(it.frame[0] >> 4); it.nb != nil && (t == ftCompact || t == ftRaw) {
 			it.nb.queued--
 		}
@@ -572,7 +579,7 @@ func (e *Engine) Receive(now time.Time, rx RxFrame) {
 		}
 		return
 	}
-	if !bytes.HasPrefix(e.cfg.Self[:], f.dst) {
+	if f.typ != ftAir && !bytes.HasPrefix(e.cfg.Self[:], f.dst) {
 		e.stats.Overheard++
 		return
 	}
@@ -597,6 +604,8 @@ func (e *Engine) Receive(now time.Time, rx RxFrame) {
 		e.onAck(nb, f)
 	case ftNak:
 		e.onNak(nb, f.hash)
+	case ftAir:
+		e.deliverAired(nb, f)
 	case ftBye:
 		e.removeNeighbour(nb)
 		e.events = append(e.events, event{kind: evBye, addr: nb.addr})

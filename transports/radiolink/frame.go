@@ -17,6 +17,7 @@ const (
 	ftFragAck = 4 // selective acknowledgement of a fragmented message
 	ftNak     = 5 // "cannot expand": resend that message in full form
 	ftBye     = 6 // the link to this neighbour was closed
+	ftAir     = 7 // broadcast: a bundle and its copy grant for every hearer (air spray)
 )
 
 // Flag bits (low two bits of the first byte), per type.
@@ -24,6 +25,7 @@ const (
 	flHelloRequest = 1 // hello: please answer with your own hello
 	flFragCompact  = 1 // fragment: the reassembled body is a compact bundle
 	flAckComplete  = 1 // frag ack: every fragment arrived (no bitmap follows)
+	flAirCompact   = 1 // aired bundle: the body is a compact bundle (else the raw bundle)
 )
 
 // linkLens are the byte lengths of the link address codes 0..3.
@@ -35,7 +37,7 @@ type header struct {
 	flags byte
 	lcode int    // link address length code
 	src   []byte // short or full source address
-	dst   []byte // short or full next hop; nil for hello
+	dst   []byte // short or full next hop; nil for hello and aired bundles
 }
 
 // frame is a decoded frame: header plus type-specific fields.
@@ -46,7 +48,8 @@ type frame struct {
 	index  int    // frag
 	bitmap []byte // frag ack (nil when complete)
 	hash   uint32 // nak
-	body   []byte // compact, raw, frag data
+	copies uint8  // aired bundle: the copy budget each hearer keeps
+	body   []byte // compact, raw, frag data, aired bundle
 }
 
 // Limits on decoded values, whatever the frame claims.
@@ -58,7 +61,7 @@ const (
 func appendHeader(out []byte, typ int, flags byte, lcode int, src, dst bundle.Addr) []byte {
 	out = append(out, byte(typ)<<4|byte(lcode)<<2|flags&3)
 	out = append(out, src[:linkLens[lcode]]...)
-	if typ != ftHello {
+	if typ != ftHello && typ != ftAir { // broadcasts: no next hop
 		out = append(out, dst[:linkLens[lcode]]...)
 	}
 	return out
@@ -103,6 +106,17 @@ func encodeNak(lcode int, src, dst bundle.Addr, h uint32) []byte {
 	return binary.BigEndian.AppendUint32(out, h)
 }
 
+// encodeAir builds an aired-bundle broadcast: header without next hop,
+// the copies byte, then the compact (compact) or raw bundle.
+func encodeAir(lcode int, src bundle.Addr, copies uint8, compact bool, body []byte) []byte {
+	var fl byte
+	if compact {
+		fl = flAirCompact
+	}
+	out := appendHeader(make([]byte, 0, 2+linkLens[lcode]+len(body)), ftAir, fl, lcode, src, bundle.Addr{})
+	return append(append(out, copies), body...)
+}
+
 func encodeBye(lcode int, src, dst bundle.Addr) []byte {
 	return appendHeader(nil, ftBye, 0, lcode, src, dst)
 }
@@ -131,7 +145,7 @@ func decodeFrame(data []byte) (frame, error) {
 	f.flags = data[0] & 3
 	p := data[1:]
 	n := linkLens[f.lcode]
-	if f.typ > ftBye {
+	if f.typ > ftAir {
 		return f, fmt.Errorf("%w: unknown frame type %d", errMalformed, f.typ)
 	}
 	if f.typ == ftHello {
@@ -139,6 +153,13 @@ func decodeFrame(data []byte) (frame, error) {
 			return f, fmt.Errorf("%w: hello must carry exactly a 16-byte address", errMalformed)
 		}
 		f.src = p
+		return f, nil
+	}
+	if f.typ == ftAir {
+		if len(p) < n+2 || p[n] == 0 {
+			return f, fmt.Errorf("%w: aired bundle without a source, a copy count of at least 1 and a body", errMalformed)
+		}
+		f.src, f.copies, f.body = p[:n], p[n], p[n+1:]
 		return f, nil
 	}
 	if len(p) < 2*n {

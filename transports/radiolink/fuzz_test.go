@@ -13,12 +13,13 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(encodeFrag(0, addrOf(1), addrOf(2), true, 7, 1, 3, []byte("abc")))
 	f.Add(encodeFragAck(0, addrOf(1), addrOf(2), 7, 9, []byte{0xff, 1}))
 	f.Add([]byte{0x10, 1, 2, 3, 4, 0x28, 0x20, 0, 3})
+	f.Add(encodeAir(0, addrOf(1), 21, true, []byte{0x0f, 0xe0}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := decodeFrame(data)
 		if err != nil {
 			return
 		}
-		if fr.typ == ftCompact {
+		if fr.typ == ftCompact || fr.typ == ftAir && fr.flags&flAirCompact != 0 {
 			_, _ = expandBundle(fr.body, addrOf(2), newBook(addrOf(2)))
 		}
 		e, _ := NewEngine(Config{Self: addrOf(2), MaxFrame: 255})

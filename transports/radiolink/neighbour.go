@@ -31,6 +31,9 @@ type Counters struct {
 	// Radio-wide only:
 	Malformed, Overheard, UnknownSource, StrayAcks, ControlDrops uint64
 	Backoffs, Oversize                                           uint64
+	// Aired counts aired-bundle broadcasts sent; AiredIn those received
+	// and handed to the router (radio-wide only).
+	Aired, AiredIn uint64
 }
 
 // neighbour is the engine's state for one node heard on the channel.

@@ -351,20 +351,31 @@ func (l *Link) closeLocal() {
 // room until ctx ends, then fails with ErrQueueFull. It never waits for
 // airtime: a frame held by the duty-cycle budget is queued (see RadioStats).
 func (l *Link) Send(ctx context.Context, frame []byte) error {
+	err := l.untilRoom(ctx, func(now time.Time) error {
+		return l.r.eng.Enqueue(now, l.addr, append([]byte(nil), frame...))
+	})
+	if err == nil {
+		l.mu.Lock()
+		l.count.FramesOut++
+		l.count.BytesOut += uint64(len(frame))
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// untilRoom runs queue (under the radio's lock) until it does not fail
+// with ErrQueueFull or ctx ends, then kicks the pump after a success.
+func (l *Link) untilRoom(ctx context.Context, queue func(now time.Time) error) error {
 	for {
 		l.r.mu.Lock()
 		if l.isClosed() {
 			l.r.mu.Unlock()
 			return fmt.Errorf("radio link to %s: %w", l.peer.Remote, transports.ErrClosed)
 		}
-		err := l.r.eng.Enqueue(l.r.clock.Now(), l.addr, append([]byte(nil), frame...))
+		err := queue(l.r.clock.Now())
 		ch := l.r.wakeCh
 		l.r.mu.Unlock()
 		if err == nil {
-			l.mu.Lock()
-			l.count.FramesOut++
-			l.count.BytesOut += uint64(len(frame))
-			l.mu.Unlock()
 			l.r.kick()
 			return nil
 		}
