@@ -1,6 +1,7 @@
 package meshsim
 
 import (
+	"github.com/ternmesh/tern/lora/airtime"
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
@@ -36,6 +37,9 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 		// runs through it) takes it again: only a copy it still holds, a
 		// delivery it knows of, or the end of the lifetime makes it a
 		// duplicate. Custody accepted is never dropped.
+		if f.to < 0 && n.seen[b.id] {
+			return // an air spray of a bundle seen before is no news (the daemon drops it too)
+		}
 		if n.store[b.id] != nil || n.rcptSet[b.id] || n.done[b.id] || b.expires <= n.s.now {
 			if n.store[b.id] != nil && f.copies > 0 {
 				n.store[b.id].copies += f.copies
@@ -374,13 +378,17 @@ func (n *node) p2pUp(j int) bool {
 // every radio neighbour that lacks it keeps a share of the copies
 // (policy.AirShare) and sprays or routes them in turn; nobody
 // acknowledges, the sender keeps custody and the rest of the budget.
-// Bulk never goes on a radio.
+// Bulk never goes on a radio, and a bundle larger than one LoRa frame is
+// not aired (as in the daemon, router/air.go: nobody could ask for a
+// lost broadcast fragment again).
 //
 // The broadcast waits a random moment up to airJitter: hearers of one air
 // spray that sprayed again at once would all start together and collide
-// at every node that hears two of them (seed 7: 3.5 times the collisions).
+// at every node that hears two of them. The daemon's radio engine senses
+// the channel and backs off a random number of slots; this LoRa model has
+// no carrier sense, so the wait stands in for it.
 func (n *node) airSpray(h *held) {
-	if n.radio == nil || h.aired || h.b.class == policy.Bulk || h.copies < policy.AirSprayMin {
+	if n.radio == nil || h.aired || h.b.class == policy.Bulk || h.copies < policy.AirSprayMin || h.b.size+headerBytes > airtime.MaxPayloadBytes {
 		return
 	}
 	h.aired = true
