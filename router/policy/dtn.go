@@ -9,7 +9,8 @@ import "github.com/ternmesh/tern/bundle"
 // Measured in the city simulator (router/meshsim, `tern sim --seeds 1-8`,
 // delivered of 400 on average), with copies crossing LoRa by air spray
 // (AirShare): 128 copies 351 with 69 bundle transmissions per delivery,
-// 255 copies 355 with 87 (epidemic forwarding: 367 with 325). Without air
+// 255 copies 355 with 87 (later, with the daemon's duplicate rule for
+// aired bundles, 360.5 with 82; epidemic forwarding: 367 with 325). Without air
 // spray (seed 7 alone, before): 16 copies 325, 32 338, 64 345, 128 358,
 // 256 352.
 const DefaultCopies = 255
