@@ -84,7 +84,7 @@ type dtnState struct {
 	savedSeq uint64
 
 	// aired remembers the bundles this node put on the air (air.go).
-	aired airedSet
+	aired *recentIDs
 	// copyMu serialises the read-modify-write of stored copy budgets
 	// (settle, keepCopies), so that an ack and an air spray at once both
 	// count.
@@ -114,7 +114,7 @@ type handover struct {
 }
 
 func newDTN() *dtnState {
-	return &dtnState{reserved: map[bundle.ID]int{}, grants: map[grantKey]grantEntry{},
+	return &dtnState{aired: newRecentIDs(maxAired), reserved: map[bundle.ID]int{}, grants: map[grantKey]grantEntry{},
 		given: map[bundle.ID]*handover{}, rcpt: newReceiptLog(maxReceipts)}
 }
 

@@ -647,22 +647,24 @@ func (r *Router) cameBack(b *bundle.Bundle, from bundle.Addr) bool {
 	return true
 }
 
-// origins remembers, for recently stored bundles, which neighbour handed
-// each over; bounded (the oldest entries are forgotten first). After a
-// restart it is empty: a looping bundle is then taken for a duplicate, the
-// behaviour before this existed.
-type origins struct {
+// recentIDs remembers recent bundle IDs, each with an address, bounded
+// (the oldest are forgotten first). As Router.origins it holds, for
+// recently stored bundles, which neighbour handed each over; after a
+// restart it is empty, and a looping bundle is then taken for a
+// duplicate, the behaviour before this existed. As dtnState.aired it
+// holds the bundles this node aired (addresses unused).
+type recentIDs struct {
 	mu   sync.Mutex
 	m    map[bundle.ID]bundle.Addr
 	ring []bundle.ID
 	next int
 }
 
-func newOrigins(size int) *origins {
-	return &origins{m: make(map[bundle.ID]bundle.Addr, size), ring: make([]bundle.ID, size)}
+func newRecentIDs(size int) *recentIDs {
+	return &recentIDs{m: make(map[bundle.ID]bundle.Addr, size), ring: make([]bundle.ID, size)}
 }
 
-func (o *origins) put(id bundle.ID, from bundle.Addr) {
+func (o *recentIDs) put(id bundle.ID, from bundle.Addr) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if _, ok := o.m[id]; ok {
@@ -677,7 +679,7 @@ func (o *origins) put(id bundle.ID, from bundle.Addr) {
 }
 
 // recent lists up to n of the remembered IDs, newest first.
-func (o *origins) recent(n int) []bundle.ID {
+func (o *recentIDs) recent(n int) []bundle.ID {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([]bundle.ID, 0, min(n, len(o.m)))
@@ -691,7 +693,12 @@ func (o *origins) recent(n int) []bundle.ID {
 	return out
 }
 
-func (o *origins) get(id bundle.ID) (bundle.Addr, bool) {
+func (o *recentIDs) has(id bundle.ID) bool {
+	_, ok := o.get(id)
+	return ok
+}
+
+func (o *recentIDs) get(id bundle.ID) (bundle.Addr, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	a, ok := o.m[id]

@@ -139,7 +139,7 @@ type Router struct {
 	unrouted    chan struct{} // a bundle was stored with no next hop
 	notes       chan struct{} // new receipts to pass on (notesLoop)
 	announceSeq uint64        // numbers announces (bundle.Announce.Seq)
-	origins     *origins
+	origins     *recentIDs
 	voice       voiceState // live voice datagram relay (voice.go)
 
 	savedShape string    // routes and hops last written (persist.go)
@@ -210,7 +210,7 @@ func New(cfg Config) (*Router, error) {
 		nbrs: make(map[bundle.Addr]*neighbour), dials: make(map[string]*dialState),
 		localWake: make(chan struct{}, 1), changed: make(chan struct{}, 1),
 		unrouted: make(chan struct{}, 1), notes: make(chan struct{}, 1),
-		origins: newOrigins(1 << 16),
+		origins: newRecentIDs(1 << 16),
 	}
 	r.loadRoutes()
 	r.loadReceipts()
@@ -349,17 +349,23 @@ func (r *Router) routesChanged() { wake(r.changed) }
 // them. Then it offers what is left unrouted to the radios (airSpray).
 func (r *Router) reroute() {
 	st := r.cfg.Store
-	move := func(recs []store.Record, current bundle.Addr) {
+	// move routes recs (queued for current) anew and returns those it
+	// left where they were.
+	move := func(recs []store.Record, current bundle.Addr) (stay []store.Record) {
 		byHop := map[bundle.Addr][]bundle.ID{}
 		for _, rec := range recs {
 			if nh, _, ok := r.route(rec.Dest, rec.From, cargoOf(rec.Raw)); ok && nh != current && (current == (bundle.Addr{}) || r.isUp(nh)) {
 				byHop[nh] = append(byHop[nh], rec.ID)
+			} else {
+				stay = append(stay, rec)
 			}
 		}
 		r.moveTo(byHop)
+		return stay
 	}
+	var unrouted []store.Record
 	if recs, err := st.Unrouted(4096); err == nil {
-		move(recs, bundle.Addr{})
+		unrouted = move(recs, bundle.Addr{})
 	}
 	if recs, err := st.ForNextHop(parked(), 4096); err == nil {
 		byHop := map[bundle.Addr][]bundle.ID{}
@@ -386,7 +392,7 @@ func (r *Router) reroute() {
 			move(recs, a)
 		}
 	}
-	r.airSpray() // what is still unrouted may go on the air (air.go)
+	r.airSpray(unrouted) // what is still unrouted may go on the air (air.go)
 }
 
 // announceLoop runs a round every AnnounceInterval and on every route

@@ -37,11 +37,12 @@ func TestCity100TernBeatsEpidemicAndFlooding(t *testing.T) {
 	WriteMeans(&buf, ms)
 	t.Logf("\n%s", buf.String())
 	tern, epi, flood := ms[0], ms[1], ms[2]
-	// Known gap (README, Mesh simulator): Tern delivers about 97 % of
-	// what epidemic delivers here; the target is 100 %. Guard against
-	// regressions.
-	if tern.Delivered < 0.95*epi.Delivered {
-		t.Errorf("Tern delivered %.1f on average, epidemic %.1f: Tern fell below 95 %% of epidemic's delivery", tern.Delivered, epi.Delivered)
+	// Known gap (README, Mesh simulator): Tern delivers 98 % of what
+	// epidemic delivers here; the target is 100 %. Guard against
+	// regressions (runs are deterministic, so only a change moves it):
+	// without air spray it is 94 %.
+	if tern.Delivered < 0.97*epi.Delivered {
+		t.Errorf("Tern delivered %.1f on average, epidemic %.1f: Tern fell below 97 %% of epidemic's delivery", tern.Delivered, epi.Delivered)
 	}
 	if 3*tern.TxPerDelivered > epi.TxPerDelivered {
 		t.Errorf("Tern made %.1f bundle transmissions per delivery, epidemic %.1f: Tern must stay under a third", tern.TxPerDelivered, epi.TxPerDelivered)
