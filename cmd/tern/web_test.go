@@ -193,6 +193,7 @@ func (b *browser) value(sel string) string {
 func visible(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.WaitVisible(chromedp.CSS(sel))
 }
+
 // click clicks the element sel as a user would (visible, hit-tested). A
 // list that re-renders between finding the element and clicking it (a
 // read receipt arriving) leaves a stale node id behind ("Could not find
