@@ -59,16 +59,22 @@ type node struct {
 	peak           int
 
 	// Tern.
-	table    *policy.Table
-	rep      *policy.Reputation
-	lim      *policy.Limiter // radio neighbours
-	wlim     *policy.Limiter // neighbours on point-to-point links
-	handed   map[bundle.ID]int
-	rcpts    []bundle.ID
-	rcptSet  map[bundle.ID]bool
-	trickles map[*p2p]*policy.Trickle
-	advGen   map[*p2p]uint64 // per link (nil: radio): Table.AdvertGen when Trickle last judged it
-	rtrickle *policy.Trickle
+	table   *policy.Table
+	rep     *policy.Reputation
+	lim     *policy.Limiter // radio neighbours
+	wlim    *policy.Limiter // neighbours on point-to-point links
+	handed  map[bundle.ID]int
+	gave    map[nbrKey]bool // bundles a neighbour took custody of from here
+	rcpts   []bundle.ID
+	rcptSet map[bundle.ID]bool
+	rcptNew []bundle.ID // learned since the last note
+	rcptSeq uint64      // receipts ever added to rcpts
+	// rcptHeard is, per neighbour, its rcptSeq in the last full summary
+	// heard from it.
+	rcptHeard map[int]uint64
+	trickles  map[*p2p]*policy.Trickle
+	advGen    map[*p2p]uint64 // per link (nil: radio): Table.AdvertGen when Trickle last judged it
+	rtrickle  *policy.Trickle
 
 	// Epidemic: what each neighbour is known to hold.
 	known map[nbrKey]bool
@@ -85,11 +91,16 @@ const (
 	// (router/summary.go). At 10 minutes Tern delivered 336 on average
 	// over seeds 1-8, at 30 s 343.
 	ternSummaryEvery = 30 * time.Second
-	maxRcpts         = 8
-	ackBytes         = 40
-	idBytes          = 16
-	headerBytes      = 24
-	routeBytes       = 18
+	// maxRcpts bounds the receipts remembered and listed in a full
+	// summary (the daemon's receipt log, bundle.MaxSummaryIDs).
+	maxRcpts = 4096
+	// noteDelay gathers new receipts into one note per neighbour (the
+	// daemon's SummaryDelay default).
+	noteDelay   = time.Second
+	ackBytes    = 40
+	idBytes     = 16
+	headerBytes = 24
+	routeBytes  = 18
 	// shortRouteBytes is a route on air: 4-byte short address and metric.
 	shortRouteBytes = 5
 	// radioRoutesMax is how many routes a LoRa announce carries, nearest
@@ -109,7 +120,7 @@ const (
 func newNode(s *Sim, i int, p placed) *node {
 	n := &node{s: s, idx: i, addr: addrOf(i), role: p.role, up: true,
 		store: map[bundle.ID]*held{}, goneSet: map[bundle.ID]bool{}, byFrom: map[int]int{}, seen: map[bundle.ID]bool{}, done: map[bundle.ID]bool{},
-		rup: map[int]bool{}, handed: map[bundle.ID]int{}, rcptSet: map[bundle.ID]bool{},
+		rup: map[int]bool{}, handed: map[bundle.ID]int{}, gave: map[nbrKey]bool{}, rcptHeard: map[int]uint64{}, rcptSet: map[bundle.ID]bool{},
 		trickles: map[*p2p]*policy.Trickle{}, advGen: map[*p2p]uint64{}, known: map[nbrKey]bool{}}
 	if p.lora > 0 {
 		burst := time.Duration(float64(time.Hour) * s.sc.DutyCycle / 6)
@@ -563,14 +574,17 @@ func (n *node) summaryAll() {
 // the neighbour answers with what it lacks.
 func (n *node) summary(j int) {
 	ids, set := n.heldIDs(), n.heldSet
+	var rcpts []bundle.ID
 	if n.s.proto == Tern {
-		// Tern's summaries also list what was passed on and carry recent
-		// delivery receipts. An empty one is sent too, as the daemon's
-		// (router/summary.go): it tells the neighbour to offer everything.
+		// Tern's summaries also list what was passed on and carry every
+		// delivery receipt known, as the daemon's full summary
+		// (router/summary.go). An empty one is sent too: it tells the
+		// neighbour to offer everything.
 		ids, set = n.summaryIDs()
+		rcpts = n.rcpts
 	}
-	n.sendTo(j, &frame{kind: fSummary, ids: ids, idSet: set, rcpts: append([]bundle.ID(nil), n.rcpts...),
-		size: headerBytes + idBytes*(len(ids)+len(n.rcpts))})
+	n.sendTo(j, &frame{kind: fSummary, ids: ids, idSet: set, rcpts: rcpts, rseq: n.rcptSeq,
+		size: headerBytes + idBytes*(len(ids)+len(rcpts))})
 }
 
 // heldOffRadio mirrors the daemon's rule (router/bulk.go): the scenario's

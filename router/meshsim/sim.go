@@ -113,6 +113,7 @@ type frame struct {
 	idSet  map[bundle.ID]bool // summaries: ids as a set (the sender's, read-only)
 	routes []bundle.Route
 	rcpts  []bundle.ID
+	rseq   uint64 // summaries: the sender's rcptSeq
 	size   int
 	class  policy.Class
 }
@@ -124,6 +125,9 @@ const (
 	fAck
 	fAnnounce
 	fSummary
+	// fNote carries delivery receipts learned since the last note, on
+	// point-to-point links only (the daemon's receipt note, router/summary.go).
+	fNote
 )
 
 type simBundle struct {

@@ -60,6 +60,7 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 				continue
 			}
 			h.inflight, h.tries = false, 0
+			n.gave[nbrKey{from, id}] = true
 			h.copies -= h.give
 			if h.copies <= 0 {
 				n.drop(id)
@@ -73,21 +74,26 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 		if l != nil {
 			units = policy.Units(l.m)
 		}
-		n.applyReceipts(f.rcpts)
 		if n.role == roleLiar {
 			return
 		}
 		n.table.Learn(addrOf(from), units, f.routes, n.now()) // held bundles are processed every tick
-	case fSummary:
+	case fNote:
 		n.applyReceipts(f.rcpts)
+	case fSummary:
+		// A full summary lists every receipt the sender knows; only those
+		// it learned since its last summary to this node are news.
+		fresh := min(uint64(len(f.rcpts)), f.rseq-n.rcptHeard[from])
+		n.rcptHeard[from] = f.rseq
+		n.applyReceipts(f.rcpts[uint64(len(f.rcpts))-fresh:])
 		if n.role == roleLiar {
 			return
 		}
 		has := f.idSet
 		for _, id := range policy.Missing(n.heldIDs(), func(id bundle.ID) bool { return has[id] }) {
 			h := n.store[id]
-			if h.inflight || from == h.from {
-				continue
+			if h.inflight || from == h.from || n.gave[nbrKey{from, id}] {
+				continue // the daemon's contact offers a neighbour a bundle once (gaveTo)
 			}
 			nbrIsDest := h.b.dst == from
 			if h.hedge && !nbrIsDest {
@@ -229,9 +235,42 @@ func (n *node) addReceipt(id bundle.ID) {
 		return
 	}
 	n.rcptSet[id] = true
+	if len(n.rcpts) >= maxRcpts {
+		// The oldest leaves the list but stays known (rcptSet), as in the
+		// daemon's receipt log, which remembers 1<<16 receipts it no longer
+		// lists: a receipt forgotten and learned again would be passed on
+		// again, and with more receipts alive than a list holds they would
+		// circle between neighbours for ever.
+		n.rcpts = n.rcpts[1:]
+	}
+	// Summaries in flight hold n.rcpts as it was; append writes only past
+	// their end.
 	n.rcpts = append(n.rcpts, id)
-	if len(n.rcpts) > maxRcpts {
-		n.rcpts = n.rcpts[len(n.rcpts)-maxRcpts:]
+	n.rcptSeq++
+	if n.s.proto != Tern {
+		return
+	}
+	if len(n.rcptNew) == 0 {
+		n.s.at(noteDelay, n.sendNotes)
+	}
+	n.rcptNew = append(n.rcptNew, id)
+}
+
+// sendNotes passes the receipts learned since the last note to every
+// neighbour on a point-to-point link, as the daemon's receipt notes
+// (router/summary.go, notesLoop): copies elsewhere clear within seconds
+// rather than at the next full summary, and a neighbour never takes back
+// a bundle it would only drop as delivered.
+func (n *node) sendNotes() {
+	ids := n.rcptNew
+	n.rcptNew = nil
+	if !n.up || n.role == roleLiar {
+		return
+	}
+	for _, l := range n.links {
+		if n.s.linkUp(l) {
+			n.s.sendP2P(n.idx, l, &frame{kind: fNote, to: l.other(n.idx), rcpts: ids, size: headerBytes + idBytes*len(ids)})
+		}
 	}
 }
 
@@ -320,8 +359,8 @@ func (n *node) announceOnDue(l *p2p, force bool) {
 	if !t.Due(n.now(), policy.Digest(routes)) && !force {
 		return
 	}
-	n.s.sendP2P(n.idx, l, &frame{kind: fAnnounce, to: j, routes: routes, rcpts: append([]bundle.ID(nil), n.rcpts...),
-		size: headerBytes + routeBytes*len(routes) + idBytes*len(n.rcpts)})
+	n.s.sendP2P(n.idx, l, &frame{kind: fAnnounce, to: j, routes: routes,
+		size: headerBytes + routeBytes*len(routes)})
 }
 
 // lie: a liar claims every node at metric 0, on every medium, every tick.
