@@ -15,8 +15,11 @@ const (
 	MaxSummaryIDs = 4096
 	// MaxSummaryGrants is the most copy grants one summary may carry.
 	MaxSummaryGrants = 1024
-	// MaxCopies is the largest copy budget a grant may hand over.
-	MaxCopies = 255
+	// MaxCopies is the largest copy budget a grant may carry: the router's
+	// default budget for a new bundle, router/policy.DefaultCopies (4096;
+	// a literal here, since bundle must not import the router), the most a
+	// holder can have and so the most it can hand over.
+	MaxCopies = 4096
 )
 
 // Summary flags.
@@ -68,8 +71,14 @@ type Grant struct {
 	_ struct{} `cbor:",toarray"`
 
 	ID ID
-	// Copies is 1 to MaxCopies.
-	Copies uint8
+	// Copies is 1 to MaxCopies. CBOR encodes an unsigned int in its
+	// shortest form, so a grant of up to 23 copies takes 1 byte, up to
+	// 255 2 bytes and up to MaxCopies 3: a budget of at most 255 encodes
+	// byte for byte as it did when Copies was one byte, and nodes built
+	// before budgets above 255 read such grants as before. Such a node
+	// refuses a summary with a larger grant as malformed (its Copies
+	// overflows a byte).
+	Copies uint16
 }
 
 // Marshal validates s and encodes it deterministically. Nil lists encode
@@ -96,9 +105,9 @@ func (s *Summary) Marshal() ([]byte, error) {
 }
 
 // maxSummaryLen is the largest valid summary: array head, flags, two ID
-// lists of 3-byte heads and 17-byte IDs, a grant list of 1 + 17 + 2 bytes
-// per grant.
-const maxSummaryLen = 1 + 1 + 2*(3+MaxSummaryIDs*17) + 3 + MaxSummaryGrants*20
+// lists of 3-byte heads and 17-byte IDs, a grant list of 1 + 17 + 3 bytes
+// per grant (a head of Copies up to MaxCopies is 3 bytes).
+const maxSummaryLen = 1 + 1 + 2*(3+MaxSummaryIDs*17) + 3 + MaxSummaryGrants*(1+17+3)
 
 // UnmarshalSummary decodes a summary payload with the same strictness as
 // Unmarshal. Errors wrap ErrMalformed.
@@ -158,6 +167,8 @@ func (s *Summary) validate() error {
 			return fmt.Errorf("%w: summary Grants[%d].ID is all zero", ErrMalformed, i)
 		case g.Copies == 0:
 			return fmt.Errorf("%w: summary Grants[%d].Copies is 0; grant at least one copy or none", ErrMalformed, i)
+		case g.Copies > MaxCopies:
+			return fmt.Errorf("%w: summary Grants[%d].Copies is %d, over the maximum %d", ErrMalformed, i, g.Copies, MaxCopies)
 		}
 		if _, dup := seen[g.ID]; dup {
 			return fmt.Errorf("%w: summary Grants[%d].ID %s is listed twice", ErrMalformed, i, g.ID)
@@ -191,8 +202,10 @@ const AiredNoteLifetime = 60_000
 // payload Summary{Flags: SummaryAired, Grants: [{id, copies}]}. Every
 // field follows from id and copies, so a radio link may carry just those
 // (transports/radiolink FORMAT.md, frame type 7) and rebuild the note.
+// copies is one hearer's air share, which the frame carries in one byte
+// (router/policy.MaxAirShare), so it stays a uint8 though a grant is wider.
 func AiredNote(id ID, copies uint8) ([]byte, error) {
-	p, err := (&Summary{Flags: SummaryAired, Grants: []Grant{{ID: id, Copies: copies}}}).Marshal()
+	p, err := (&Summary{Flags: SummaryAired, Grants: []Grant{{ID: id, Copies: uint16(copies)}}}).Marshal()
 	if err != nil {
 		return nil, err
 	}

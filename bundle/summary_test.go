@@ -10,7 +10,13 @@ import (
 func grants(n int) []Grant {
 	out := make([]Grant, n)
 	for i := range out {
-		out[i] = Grant{ID: ID{byte(i >> 8), byte(i), 0xee}, Copies: uint8(1 + i%MaxCopies)}
+		// Every fourth grant is the largest budget, so that full summaries
+		// carry 3-byte Copies heads.
+		c := uint16(1 + i%MaxCopies)
+		if i%4 == 3 {
+			c = MaxCopies
+		}
+		out[i] = Grant{ID: ID{byte(i >> 8), byte(i), 0xee}, Copies: c}
 	}
 	return out
 }
@@ -58,6 +64,8 @@ func TestSummaryValidation(t *testing.T) {
 	dupGrant[1].ID = dupGrant[0].ID
 	noCopies := grants(1)
 	noCopies[0].Copies = 0
+	tooMany := grants(1)
+	tooMany[0].Copies = MaxCopies + 1
 	cases := map[string]struct {
 		s       *Summary
 		mention string
@@ -72,6 +80,7 @@ func TestSummaryValidation(t *testing.T) {
 		"zero delivered":      {&Summary{Delivered: zero}, "Delivered[1]"},
 		"duplicate grant":     {&Summary{Grants: dupGrant}, "Grants[1]"},
 		"grant of no copies":  {&Summary{Grants: noCopies}, "Grants[0].Copies"},
+		"grant over the max":  {&Summary{Grants: tooMany}, "Grants[0].Copies is 4097, over the maximum 4096"},
 		"zero ID in a grant":  {&Summary{Grants: []Grant{{Copies: 1}}}, "Grants[0].ID"},
 		"zero ID in held":     {&Summary{Flags: SummaryHeld, Held: []ID{{}}}, "Held[0]"},
 		"duplicate delivered": {&Summary{Delivered: dup}, "Delivered[2]"},
@@ -107,20 +116,21 @@ func TestSummaryValidation(t *testing.T) {
 		data    []byte
 		mention string
 	}{
-		"null list":          {[]byte{0x84, 0x00, 0xf6, 0x80, 0x80}, "simple value"},
-		"three fields":       {[]byte{0x83, 0x00, 0x80, 0x80}, "number of elements"},
-		"five fields":        {[]byte{0x85, 0x00, 0x80, 0x80, 0x80, 0x00}, "number of elements"},
-		"non-minimal flags":  {[]byte{0x84, 0x18, 0x01, 0x80, 0x80, 0x80}, "shortest"},
-		"short ID":           {[]byte{0x84, 0x00, 0x80, 0x81, 0x4f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x80}, "ID"},
-		"grant of three":     {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x83, 0x50}, make([]byte, 16)...), 0x01, 0x01), "number of elements"},
-		"copies over a byte": {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, ids(1)[0][:]...), 0x19, 0x01, 0x00), "overflows"},
-		"negative copies":    {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, ids(1)[0][:]...), 0x20), "Grants"},
-		"indefinite":         {[]byte{0x84, 0x00, 0x9f, 0xff, 0x80, 0x80}, "indefinite"},
-		"trailing":           {append(append([]byte{}, good...), 0), "extraneous"},
-		"tag":                {[]byte{0xc0, 0x84, 0x00, 0x80, 0x80, 0x80}, "tag"},
-		"list head 4097":     {[]byte{0x84, 0x00, 0x99, 0x10, 0x01}, "exceeded max number of elements"},
-		"huge":               {make([]byte, maxSummaryLen+1), "larger than any valid"},
-		"map":                {[]byte{0xa0}, "cannot unmarshal"},
+		"null list":           {[]byte{0x84, 0x00, 0xf6, 0x80, 0x80}, "simple value"},
+		"three fields":        {[]byte{0x83, 0x00, 0x80, 0x80}, "number of elements"},
+		"five fields":         {[]byte{0x85, 0x00, 0x80, 0x80, 0x80, 0x00}, "number of elements"},
+		"non-minimal flags":   {[]byte{0x84, 0x18, 0x01, 0x80, 0x80, 0x80}, "shortest"},
+		"short ID":            {[]byte{0x84, 0x00, 0x80, 0x81, 0x4f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x80}, "ID"},
+		"grant of three":      {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x83, 0x50}, make([]byte, 16)...), 0x01, 0x01), "number of elements"},
+		"copies over 16 bits": {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, ids(1)[0][:]...), 0x1a, 0x00, 0x01, 0x00, 0x00), "overflows"},
+		"non-minimal copies":  {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, ids(1)[0][:]...), 0x19, 0x00, 0x08), "shortest"},
+		"negative copies":     {append(append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, ids(1)[0][:]...), 0x20), "Grants"},
+		"indefinite":          {[]byte{0x84, 0x00, 0x9f, 0xff, 0x80, 0x80}, "indefinite"},
+		"trailing":            {append(append([]byte{}, good...), 0), "extraneous"},
+		"tag":                 {[]byte{0xc0, 0x84, 0x00, 0x80, 0x80, 0x80}, "tag"},
+		"list head 4097":      {[]byte{0x84, 0x00, 0x99, 0x10, 0x01}, "exceeded max number of elements"},
+		"huge":                {make([]byte, maxSummaryLen+1), "larger than any valid"},
+		"map":                 {[]byte{0xa0}, "cannot unmarshal"},
 	}
 	for name, c := range raw {
 		t.Run(name, func(t *testing.T) {
@@ -179,4 +189,36 @@ func TestAiredSummaryRules(t *testing.T) {
 		t.Fatalf("AiredNote decodes to %+v with %+v", b, s)
 	}
 	t.Logf("aired note: %d bytes", len(raw))
+}
+
+// TestGrantCopiesEncoding: Copies is a CBOR unsigned int in its shortest
+// form, so a budget of at most 255 encodes as it did when Copies was one
+// byte (older nodes read it), and a larger one takes a 3-byte head.
+func TestGrantCopiesEncoding(t *testing.T) {
+	id := ids(1)[0]
+	prefix := append([]byte{0x84, 0x00, 0x80, 0x80, 0x81, 0x82, 0x50}, id[:]...)
+	for _, c := range []struct {
+		copies uint16
+		tail   []byte
+	}{
+		{1, []byte{0x01}},
+		{23, []byte{0x17}},
+		{24, []byte{0x18, 0x18}},
+		{255, []byte{0x18, 0xff}},
+		{256, []byte{0x19, 0x01, 0x00}},
+		{2048, []byte{0x19, 0x08, 0x00}},
+		{MaxCopies, []byte{0x19, 0x10, 0x00}},
+	} {
+		got, err := (&Summary{Grants: []Grant{{ID: id, Copies: c.copies}}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := append(append([]byte{}, prefix...), c.tail...); !bytes.Equal(got, want) {
+			t.Errorf("grant of %d encodes as %x, want %x", c.copies, got, want)
+		}
+		s, err := UnmarshalSummary(got)
+		if err != nil || s.Grants[0].Copies != c.copies {
+			t.Errorf("grant of %d decodes as %+v, %v", c.copies, s, err)
+		}
+	}
 }

@@ -114,7 +114,7 @@ func (r *Router) airOne(rec store.Record, chans []airChannel, now time.Time) (st
 		if share == 0 {
 			return false
 		}
-		note, err := bundle.AiredNote(rec.ID, uint8(min(share, bundle.MaxCopies)))
+		note, err := bundle.AiredNote(rec.ID, uint8(min(share, policy.MaxAirShare)))
 		if err != nil {
 			return false
 		}
@@ -153,7 +153,7 @@ func (r *Router) keepCopies(id bundle.ID, given int) {
 		return // delivered or expired meanwhile
 	}
 	left := max(int(rec.Copies)-given, 1)
-	if err := r.cfg.Store.SetCopies(store.CopyUpdate{ID: id, Copies: uint8(left), NextHop: rec.NextHop}); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := r.cfg.Store.SetCopies(store.CopyUpdate{ID: id, Copies: uint16(left), NextHop: rec.NextHop}); err != nil && !errors.Is(err, store.ErrNotFound) {
 		r.log.Error("updating the copy budget after an air spray failed", "bundle", id.String(), "err", err)
 	}
 }

@@ -175,7 +175,7 @@ var _ transports.BroadcastLink = ackSpy{}
 
 // holdUnrouted stores b at n as Submit does, but with a copy budget of
 // copies, and lets the router act on it.
-func holdUnrouted(t *testing.T, n *testNode, b *bundle.Bundle, copies uint8) {
+func holdUnrouted(t *testing.T, n *testNode, b *bundle.Bundle, copies uint16) {
 	t.Helper()
 	raw := mustMarshal(t, b)
 	now := time.Now()
@@ -189,11 +189,12 @@ func holdUnrouted(t *testing.T, n *testNode, b *bundle.Bundle, copies uint8) {
 
 // TestAirSprayOneBroadcastServesEveryHearer: S and three hearers share a
 // radio and nothing else; S holds a message for D, which nobody can reach,
-// with 64 copies. S puts it on the air once: each hearer keeps
-// policy.AirShare's share (10, too few to air again) and acknowledges
-// nothing, S keeps custody and the rest (34) in its store. Later D meets
-// one hearer over a point-to-point link and gets the message exactly once;
-// its receipt, carried to S over another contact, clears S's copy.
+// with 64 copies (AirSprayMin, the least budget that airs). S puts it on
+// the air once: each hearer keeps policy.AirShare's share (10, too few to
+// air again) and acknowledges nothing, S keeps custody and the rest (34)
+// in its store. Later D meets one hearer over a point-to-point link and
+// gets the message exactly once; its receipt, carried to S over another
+// contact, clears S's copy.
 func TestAirSprayOneBroadcastServesEveryHearer(t *testing.T) {
 	s, d := newTestNode(t, 'S'), newTestNode(t, 'D')
 	hs := []*testNode{newTestNode(t, '1'), newTestNode(t, '2'), newTestNode(t, '3')}
@@ -202,8 +203,11 @@ func TestAirSprayOneBroadcastServesEveryHearer(t *testing.T) {
 
 	const copies = 64
 	share, keep := policy.AirShare(copies, len(hs))
-	if share >= policy.AirSprayMin || share == 0 {
-		t.Fatalf("test needs a share below AirSprayMin, got %d", share)
+	if share >= policy.AirSprayMin || share == 0 || copies < policy.AirSprayMin {
+		t.Fatalf("test needs a budget that airs and a share below AirSprayMin, got %d of %d", share, copies)
+	}
+	if share != 10 || keep != 34 {
+		t.Fatalf("AirShare(%d, %d) = %d, %d; the test expects 10 each and 34 kept", copies, len(hs), share, keep)
 	}
 	msg := dataBundle(t, d.addr, "for D, over the air")
 	holdUnrouted(t, s, msg, copies)
@@ -298,10 +302,11 @@ func TestAirSprayNeverBulkRoutedOrCiphertextOnAmateurRadio(t *testing.T) {
 }
 
 // TestAirSprayHearerAirsItsShareInTurn: on a chain S - H1 - H2 (each hears
-// only its neighbours) S airs its 128 copies to H1 (share 64), whose share
-// is enough to air again to S and H2 (16 each, keeping 32); H2 airs its 16
-// once more (8 to H1, which holds it already and drops it). Every node
-// airs once.
+// only its neighbours) S airs a new bundle's DefaultCopies (4096) to H1,
+// which gets the one-byte MaxAirShare (255) while S keeps 3841. 255 is
+// enough to air again, to S and H2 (63 each, keeping 129); S holds the
+// bundle already and drops it. H2's 63 is below AirSprayMin, so it keeps
+// them for contacts and never airs: S and H1 air once each, H2 not at all.
 func TestAirSprayHearerAirsItsShareInTurn(t *testing.T) {
 	s, h1, h2, d := newTestNode(t, 'S'), newTestNode(t, '1'), newTestNode(t, '2'), newTestNode(t, 'D')
 	air := newAirNet(t, []*testNode{s, h1, h2}, func(i, j int) bool { return i-j == 1 || j-i == 1 }, false)
@@ -312,17 +317,29 @@ func TestAirSprayHearerAirsItsShareInTurn(t *testing.T) {
 	}
 	s1, k1 := policy.AirShare(policy.DefaultCopies, 1)
 	s2, k2 := policy.AirShare(s1, 2)
-	_, k3 := policy.AirShare(s2, 1)
+	if s1 != policy.MaxAirShare || k1 != policy.DefaultCopies-policy.MaxAirShare || s2 != 63 || k2 != 129 || s2 >= policy.AirSprayMin {
+		t.Fatalf("AirShare: S gives %d keeps %d, H1 gives %d keeps %d; the test expects 255, 3841, 63 (below AirSprayMin), 129", s1, k1, s2, k2)
+	}
 	eventually(t, "the copies spread down the chain", func() bool {
-		return copiesAt(s, msg.ID) == k1 && copiesAt(h1, msg.ID) == k2 && copiesAt(h2, msg.ID) == k3
+		return copiesAt(s, msg.ID) == k1 && copiesAt(h1, msg.ID) == k2 && copiesAt(h2, msg.ID) == s2
 	})
-	eventually(t, "every node aired once", func() bool { return air.airedBy(0) == 1 && air.airedBy(1) == 1 && air.airedBy(2) == 1 })
+	eventually(t, "S and H1 aired once", func() bool { return air.airedBy(0) == 1 && air.airedBy(1) == 1 })
+	for _, n := range []*testNode{s, h1, h2} {
+		n.r.reroute() // another round each (synchronous): nothing more goes on the air
+	}
 	for i, n := range []*testNode{s, h1, h2} {
-		if m := n.r.Metrics().DTN.Aired; m != 1 {
-			t.Errorf("node %d aired %d times, want once", i, m)
+		want := 1
+		if n == h2 {
+			want = 0
+		}
+		if m, f := n.r.Metrics().DTN.Aired, air.airedBy(i); m != uint64(want) || f != want {
+			t.Errorf("node %d aired %d times (%d frames), want %d", i, m, f, want)
 		}
 	}
-	t.Logf("copies S %d, H1 %d, H2 %d", k1, k2, k3)
+	if got := copiesAt(s, msg.ID); got != k1 {
+		t.Errorf("S holds %d copies after H1's air spray, want %d: a bundle held already is dropped, no copies added", got, k1)
+	}
+	t.Logf("copies S %d, H1 %d, H2 %d", k1, k2, s2)
 }
 
 // TestAirSprayHeldToIngressLimit: broadcast data counts against the

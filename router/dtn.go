@@ -99,7 +99,7 @@ type grantKey struct {
 }
 
 type grantEntry struct {
-	copies uint8
+	copies uint16
 	at     time.Time
 	aired  bool // broadcast on a radio (bundle.SummaryAired): no custody ack
 }
@@ -219,7 +219,7 @@ func (l *receiptLog) since(seq uint64, to bundle.Addr, max int) ([]bundle.ID, ui
 }
 
 // submitCopies is the copy budget of a locally originated bundle.
-func submitCopies(k bundle.Kind) uint8 {
+func submitCopies(k bundle.Kind) uint16 {
 	if k == bundle.KindData || k == bundle.KindClearSigned {
 		return policy.DefaultCopies
 	}
@@ -229,7 +229,7 @@ func submitCopies(k bundle.Kind) uint8 {
 // takeGrant returns (and forgets) the budget neighbour from granted for id:
 // 0 when it sent none (plain custody); aired when the grant came with a
 // radio broadcast of the bundle (no custody ack is due).
-func (d *dtnState) takeGrant(from bundle.Addr, id bundle.ID) (copies uint8, aired bool) {
+func (d *dtnState) takeGrant(from bundle.Addr, id bundle.ID) (copies uint16, aired bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := grantKey{from, id}
@@ -244,11 +244,19 @@ func (d *dtnState) takeGrant(from bundle.Addr, id bundle.ID) (copies uint8, aire
 func (d *dtnState) addGrants(from bundle.Addr, gs []bundle.Grant, now time.Time, aired bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A neighbour's number is never trusted beyond the largest budget:
+	// UnmarshalSummary refuses a grant over bundle.MaxCopies, and an aired
+	// frame carries at most policy.MaxAirShare, but clamp all the same, so
+	// that no path from a neighbour into the store carries more.
+	limit := uint16(bundle.MaxCopies)
+	if aired {
+		limit = policy.MaxAirShare
+	}
 	for _, g := range gs {
 		if len(d.grants) >= maxGrants {
 			return
 		}
-		d.grants[grantKey{from, g.ID}] = grantEntry{copies: g.Copies, at: now, aired: aired}
+		d.grants[grantKey{from, g.ID}] = grantEntry{copies: min(g.Copies, limit), at: now, aired: aired}
 	}
 }
 
@@ -279,7 +287,7 @@ func (d *dtnState) unreserve(id bundle.ID, n int) {
 // without a budget, or a radio hop, which carries no grants); all the
 // copies not promised elsewhere; all but one (the hedge) when the bundle
 // was originated here and n is a relay on a live route.
-func (r *Router) grantFor(n *neighbour, rec store.Record, radio, live bool) uint8 {
+func (r *Router) grantFor(n *neighbour, rec store.Record, radio, live bool) uint16 {
 	if rec.Copies == 0 || radio {
 		return 0
 	}
@@ -290,7 +298,7 @@ func (r *Router) grantFor(n *neighbour, rec store.Record, radio, live bool) uint
 	if rec.From == (bundle.Addr{}) && g > 1 && n.addr != rec.Dest && live {
 		g--
 	}
-	return uint8(min(g, bundle.MaxCopies))
+	return uint16(min(g, bundle.MaxCopies))
 }
 
 // settle applies custody acks of bundles handed over with a budget: the
@@ -330,9 +338,9 @@ func (r *Router) settle(n *neighbour, acks []copyAck) {
 		case left <= 0 || delivered[a.id]:
 			del = append(del, a.id)
 		case a.spray:
-			upd = append(upd, store.CopyUpdate{ID: a.id, Copies: uint8(left), NextHop: rec.NextHop})
+			upd = append(upd, store.CopyUpdate{ID: a.id, Copies: uint16(left), NextHop: rec.NextHop})
 		default:
-			upd = append(upd, store.CopyUpdate{ID: a.id, Copies: uint8(left), NextHop: parked()})
+			upd = append(upd, store.CopyUpdate{ID: a.id, Copies: uint16(left), NextHop: parked()})
 		}
 		if a.spray {
 			r.dtn.sprayed.Add(1)
@@ -348,7 +356,7 @@ func (r *Router) settle(n *neighbour, acks []copyAck) {
 
 type copyAck struct {
 	id    bundle.ID
-	grant uint8
+	grant uint16
 	spray bool
 }
 
@@ -359,7 +367,7 @@ type copyAck struct {
 func (r *Router) contact(n *neighbour, has map[bundle.ID]bool) {
 	cands := r.waiting()
 	var forward []bundle.ID
-	sprays := map[bundle.ID]uint8{}
+	sprays := map[bundle.ID]uint16{}
 	for _, rec := range cands {
 		if rec.Copies == 0 || has[rec.ID] || rec.From == n.addr || rec.Dest == r.cfg.Self || r.dtn.gaveTo(rec.ID, n.addr) {
 			continue
@@ -376,7 +384,7 @@ func (r *Router) contact(n *neighbour, has map[bundle.ID]bool) {
 			}
 		case policy.Copy:
 			give, _ := policy.Spray(avail)
-			sprays[rec.ID] = uint8(min(give, bundle.MaxCopies))
+			sprays[rec.ID] = uint16(min(give, bundle.MaxCopies))
 		}
 	}
 	if len(forward) > 0 {

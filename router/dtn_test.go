@@ -3,6 +3,7 @@ package router
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ternmesh/tern/bundle"
 	"github.com/ternmesh/tern/router/policy"
@@ -37,7 +38,8 @@ func meet(a, b *testNode) func(t *testing.T) {
 
 // TestSprayOnContactReceiptClearsCopies: A holds a message for D and has
 // no route to it. A meets B, then C: each contact hands over half of A's
-// copy budget (16 -> B 8, C 4, A keeps 4), never the whole network's worth.
+// copy budget (4096 -> B 2048, C 1024, A keeps 1024), never the whole
+// network's worth.
 // C then meets D, which gets the message once. D's receipt travels back
 // with the summaries: when C meets B, B drops its spare copy; when B meets
 // A, A drops its own. Nothing is left anywhere, and the budget was in the
@@ -103,6 +105,79 @@ func TestSprayOnContactReceiptClearsCopies(t *testing.T) {
 	}
 	if got := d.r.Metrics().Total.Delivered; got != 1 {
 		t.Errorf("D delivered %d times, want once", got)
+	}
+}
+
+// TestSprayOfTheDefaultBudget: a new bundle starts with DefaultCopies
+// (4096, more than the one byte budgets once had). On contact A grants B
+// half, 2048, in the summary that precedes the bundle; B stores 2048 and A
+// keeps 2048 in its store record, and both budgets survive a restart of
+// the router over the reopened store.
+func TestSprayOfTheDefaultBudget(t *testing.T) {
+	a, b, d := newTestNode(t, 'A'), newTestNode(t, 'B'), newTestNode(t, 'D')
+	msg := dataBundle(t, d.addr, "for D, with 4096 copies")
+	if err := a.r.Submit(msg); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok := held(a, msg.ID); !ok || rec.Copies != 4096 || policy.DefaultCopies != 4096 {
+		t.Fatalf("A stored %+v (held %v), want a budget of 4096", rec, ok)
+	}
+	la, lb := transports.NewMemPair(transports.MemOptions{AddrA: a.addr, AddrB: b.addr, Authenticated: true})
+	spy := spyLink{Link: la, sent: make(chan []byte, 256)}
+	a.r.AddLink(spy)
+	b.r.AddLink(lb)
+	eventually(t, "A sprays half its copies to B", func() bool { return copiesAt(b, msg.ID) == 2048 && copiesAt(a, msg.ID) == 2048 })
+	var granted []uint16
+	for len(spy.sent) > 0 {
+		x, err := bundle.Unmarshal(<-spy.sent)
+		if err != nil || x.Kind != bundle.KindSummary {
+			continue
+		}
+		s, err := bundle.UnmarshalSummary(x.Payload)
+		if err != nil {
+			t.Fatalf("A sent a summary B cannot read: %v", err)
+		}
+		for _, g := range s.Grants {
+			if g.ID == msg.ID {
+				granted = append(granted, g.Copies)
+			}
+		}
+	}
+	if !slices.Equal(granted, []uint16{2048}) {
+		t.Fatalf("A's summaries granted %v copies of the bundle, want one grant of 2048", granted)
+	}
+	lb.Close()
+	eventually(t, "the contact ends on both sides", func() bool { return !a.r.isUp(b.addr) && !b.r.isUp(a.addr) })
+	for _, n := range []*testNode{a, b} {
+		n.stop()
+		n.start(t) // reopens the store
+		rec, ok := held(n, msg.ID)
+		if !ok || rec.Copies != 2048 {
+			t.Fatalf("after a restart %c holds %+v (held %v), want 2048 copies", n.addr[0], rec, ok)
+		}
+	}
+	if rec, _ := held(a, msg.ID); rec.From != (bundle.Addr{}) || rec.NextHop != (bundle.Addr{}) {
+		t.Errorf("A's record is from %x for %x, want its own, unrouted", rec.From[:1], rec.NextHop[:1])
+	}
+	if rec, _ := held(b, msg.ID); rec.From != a.addr {
+		t.Errorf("B's record is from %x, want A", rec.From[:1])
+	}
+}
+
+// TestGrantsClampedToTheMax: a neighbour's grant is never taken beyond the
+// largest budget, bundle.MaxCopies, nor an aired one beyond the one-byte
+// policy.MaxAirShare, even if it got past the summary decoder.
+func TestGrantsClampedToTheMax(t *testing.T) {
+	a := newTestNode(t, 'A')
+	from := bundle.Addr{'N'}
+	ids := [4]bundle.ID{{1}, {2}, {3}, {4}}
+	now := time.Now()
+	a.r.dtn.addGrants(from, []bundle.Grant{{ID: ids[0], Copies: 60000}, {ID: ids[1], Copies: 3000}}, now, false)
+	a.r.dtn.addGrants(from, []bundle.Grant{{ID: ids[2], Copies: 4096}, {ID: ids[3], Copies: 200}}, now, true)
+	for i, want := range []uint16{bundle.MaxCopies, 3000, policy.MaxAirShare, 200} {
+		if got, aired := a.r.dtn.takeGrant(from, ids[i]); got != want || aired != (i >= 2) {
+			t.Errorf("grant %d taken as %d (aired %v), want %d", i, got, aired, want)
+		}
 	}
 }
 

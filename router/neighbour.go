@@ -28,7 +28,7 @@ type neighbour struct {
 	// sprays are copies of delay-tolerant bundles to hand over, with the
 	// budget each carries (decided on contact, dtn.go). Forgotten when the
 	// neighbour goes away: the next contact decides again.
-	sprays map[bundle.ID]uint8
+	sprays map[bundle.ID]uint16
 	// rcptSent is how far into the receipt log notes to it have gone.
 	rcptSent uint64
 	// pace decides when it next gets an announce (pace.go); lastSeq is the
@@ -56,7 +56,7 @@ type flight struct {
 	attempts int
 	local    bool        // originated here: report "forwarded" on ack
 	medium   string      // transports.MediumOf the link it last went on
-	grant    uint8       // copies handed over with it (0: plain custody)
+	grant    uint16      // copies handed over with it (0: plain custody)
 	spray    bool        // a copy: the record stays here with the rest
 	judge    bool        // handed on a live route: a receipt should follow
 	dest     bundle.Addr // the bundle's destination
@@ -255,7 +255,7 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	r.mu.Lock()
 	n := r.nbrs[p.Addr]
 	if n == nil {
-		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}, sprays: map[bundle.ID]uint8{},
+		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}, sprays: map[bundle.ID]uint16{},
 			pace: newPacer(r.cfg.AnnounceInterval, r.cfg.AnnounceMax, r.cfg.AnnounceHold)}
 		r.nbrs[p.Addr] = n
 		r.wg.Add(1)
@@ -328,7 +328,7 @@ func (r *Router) dropLink(n *neighbour, l transports.Link) {
 		r.table.neighbourDown(n.addr, r.cfg.Now())
 		n.mu.Lock()
 		sprays := n.sprays
-		n.sprays = map[bundle.ID]uint8{}
+		n.sprays = map[bundle.ID]uint16{}
 		n.mu.Unlock()
 		for id, g := range sprays {
 			r.dtn.unreserve(id, int(g)) // the next contact decides again

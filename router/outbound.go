@@ -66,7 +66,7 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		frame []byte
 		l     transports.Link
 		f     *flight
-		grant uint8
+		grant uint16
 		spray bool
 		judge bool
 	}

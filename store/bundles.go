@@ -437,7 +437,7 @@ func (s *Store) All(limit int) ([]Record, error) {
 // CopyUpdate sets the copy budget and the next hop of one stored bundle.
 type CopyUpdate struct {
 	ID      bundle.ID
-	Copies  uint8       // the new budget; 0 turns the record into plain custody
+	Copies  uint16      // the new budget; 0 turns the record into plain custody
 	NextHop bundle.Addr // the queue it moves to (zero = unrouted)
 }
 

@@ -9,12 +9,14 @@ import (
 
 // Record encoding in the "bundles" bucket. The key is the 16-byte bundle ID;
 // the value is a fixed header followed by the encoded bundle. Version 1 (73
-// bytes of header) is written for a record without a copy budget, version 2
-// (74 bytes) for one with a budget, so a store that never held a
-// delay-tolerant copy stays readable by builds that predate version 2:
+// bytes of header) is written for a record without a copy budget, version 3
+// (75 bytes) for one with a budget, so a store that never held a
+// delay-tolerant copy stays readable by builds that predate versions 2 and
+// 3. Version 2 (74 bytes, a one-byte budget of 1-255) is no longer written
+// but still read, so a store written by an older build opens as it was:
 //
 //	offset size field
-//	0      1    recordVersion (1 or 2)
+//	0      1    recordVersion (1, 2 or 3)
 //	1      16   Dest
 //	17     16   From      (zero = a local application)
 //	33     16   NextHop   (zero = no route yet)
@@ -23,10 +25,22 @@ import (
 //	65     8    Seq       uint64 big-endian, insertion order; also the suffix of
 //	                      the record's keys in the next-hop and dest indexes
 //	73     1    Copies    version 2 only: the copy budget (1-255)
-//	73/74  ...  Raw       the encoded bundle, opaque to the store
+//	73     2    Copies    version 3 only: the copy budget, uint16 big-endian
+//	                      (1-65535)
+//	73/74/75 ... Raw      the encoded bundle, opaque to the store
+//
+// A version 2 or 3 header with a zero budget is read as plain custody (no
+// budget), the meaning 0 has everywhere else, and not refused: this build
+// never writes one, there is no checksum that a refusal would stand on (a
+// damaged budget byte of 0 looks like any other damaged byte), and refusing
+// would make the whole bundle unreadable over a field whose zero value is
+// well defined; version 2 has always been read so. It re-encodes as
+// version 1. Builds that predate version 3 refuse a version 3 record,
+// naming its version: once a node held a budget, go forward, not back.
 const (
 	recordVersion   = 1 // without a copy budget
-	recordVersion2  = 2 // with Copies
+	recordVersion2  = 2 // with a one-byte Copies; read, no longer written
+	recordVersion3  = 3 // with a two-byte Copies
 	offDest         = 1
 	offFrom         = offDest + 16
 	offNextHop      = offFrom + 16
@@ -36,6 +50,7 @@ const (
 	recordHeaderLen = offSeq + 8 // version 1; the shortest valid header
 	offCopies       = recordHeaderLen
 	record2Len      = offCopies + 1
+	record3Len      = offCopies + 2
 )
 
 // headerLen is the header size of a stored value, 0 when the value is too
@@ -44,13 +59,17 @@ func headerLen(v []byte) int {
 	if len(v) < recordHeaderLen {
 		return 0
 	}
+	want := 0
 	switch v[0] {
 	case recordVersion:
 		return recordHeaderLen
 	case recordVersion2:
-		if len(v) >= record2Len {
-			return record2Len
-		}
+		want = record2Len
+	case recordVersion3:
+		want = record3Len
+	}
+	if want > 0 && len(v) >= want {
+		return want
 	}
 	return 0
 }
@@ -59,13 +78,13 @@ func headerLen(v []byte) int {
 func encodeRecord(r *Record, seq uint64) []byte {
 	hl := recordHeaderLen
 	if r.Copies > 0 {
-		hl = record2Len
+		hl = record3Len
 	}
 	b := make([]byte, hl+len(r.Raw))
 	b[0] = recordVersion
 	if r.Copies > 0 {
-		b[0] = recordVersion2
-		b[offCopies] = r.Copies
+		b[0] = recordVersion3
+		binary.BigEndian.PutUint16(b[offCopies:], r.Copies)
 	}
 	copy(b[offDest:], r.Dest[:])
 	copy(b[offFrom:], r.From[:])
@@ -85,10 +104,14 @@ func decodeRecord(id bundle.ID, v []byte) (Record, uint64, error) {
 	}
 	hl := headerLen(v)
 	if hl == 0 {
-		if v[0] == recordVersion2 {
-			return Record{}, 0, fmt.Errorf("store: record %x is %d bytes, shorter than the %d-byte version 2 header: the database is damaged, restore it from a backup or delete it", id[:], len(v), record2Len)
+		if v[0] == recordVersion2 || v[0] == recordVersion3 {
+			want := record2Len
+			if v[0] == recordVersion3 {
+				want = record3Len
+			}
+			return Record{}, 0, fmt.Errorf("store: record %x is %d bytes, shorter than the %d-byte version %d header: the database is damaged, restore it from a backup or delete it", id[:], len(v), want, v[0])
 		}
-		return Record{}, 0, fmt.Errorf("store: record %x has encoding version %d, this build reads %d and %d: run the tern version that wrote the store", id[:], v[0], recordVersion, recordVersion2)
+		return Record{}, 0, fmt.Errorf("store: record %x has encoding version %d, this build reads %d, %d and %d: run the tern version that wrote the store", id[:], v[0], recordVersion, recordVersion2, recordVersion3)
 	}
 	var r Record
 	r.ID = id
@@ -98,8 +121,11 @@ func decodeRecord(id bundle.ID, v []byte) (Record, uint64, error) {
 	r.Received = int64(binary.BigEndian.Uint64(v[offReceived:]))
 	r.Expires = int64(binary.BigEndian.Uint64(v[offExpires:]))
 	seq := binary.BigEndian.Uint64(v[offSeq:])
-	if hl == record2Len {
-		r.Copies = v[offCopies]
+	switch hl {
+	case record2Len:
+		r.Copies = uint16(v[offCopies])
+	case record3Len:
+		r.Copies = binary.BigEndian.Uint16(v[offCopies:])
 	}
 	r.Raw = append([]byte(nil), v[hl:]...)
 	return r, seq, nil

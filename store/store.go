@@ -115,7 +115,7 @@ type Record struct {
 	// bundle (spray-and-wait): 0 is plain custody (one copy, passed on hop
 	// by hop); n > 0 means this node may hand out up to n-1 further copies
 	// and keep one.
-	Copies uint8
+	Copies uint16
 	// Readmit (Put only, not stored) accepts an ID that is in the seen set
 	// but no longer stored: a bundle that came back round a routing loop,
 	// whose only copy this is. A stored ID is still refused as duplicate.

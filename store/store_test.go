@@ -37,6 +37,26 @@ func openTest(t testing.TB, opts Options) *Store {
 	return s
 }
 
+// openAt opens the store at path, closed when the test ends.
+func openAt(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// reopen closes s and opens the store at path again, as a restart does.
+func reopen(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openAt(t, path)
+}
+
 func id(n int) bundle.ID {
 	var i bundle.ID
 	copy(i[:], fmt.Sprintf("id-%013d", n))
@@ -650,29 +670,21 @@ func TestReadmitABundleThatCameBack(t *testing.T) {
 // older builds read.
 func TestCopyBudgetPersists(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tern.db")
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	spare := rec(1, "dest", "from", "", 30, time.Now().Add(time.Hour).UnixMilli())
-	spare.Copies = 16
+	spare.Copies = 4096
 	plain := rec(2, "dest", "from", "hop", 30, time.Now().Add(time.Hour).UnixMilli())
 	mustPut(t, s, spare, plain)
-	if err := s.SetCopies(CopyUpdate{ID: spare.ID, Copies: 8, NextHop: addr("hop")}); err != nil {
+	if err := s.SetCopies(CopyUpdate{ID: spare.ID, Copies: 2048 + 7, NextHop: addr("hop")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetCopies(CopyUpdate{ID: id(99), Copies: 1}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("SetCopies of a missing bundle: %v, want ErrNotFound", err)
 	}
-	s.Close()
-	s, err = Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	got, err := s.Get(spare.ID)
-	if err != nil || got.Copies != 8 || got.NextHop != addr("hop") || !bytes.Equal(got.Raw, spare.Raw) {
-		t.Fatalf("after restart: %+v, %v; want 8 copies queued for hop", got, err)
+	if err != nil || got.Copies != 2055 || got.NextHop != addr("hop") || !bytes.Equal(got.Raw, spare.Raw) {
+		t.Fatalf("after restart: %+v, %v; want 2055 copies queued for hop", got, err)
 	}
 	queued, _ := s.HopIDs(addr("hop"), 0)
 	if len(queued) != 2 || queued[0] != spare.ID || queued[1] != plain.ID {
@@ -689,6 +701,9 @@ func TestCopyBudgetPersists(t *testing.T) {
 		if v := tx.Bucket(bktBundles).Get(plain.ID[:]); v[0] != recordVersion {
 			t.Errorf("a record without a budget is written as version %d, want 1", v[0])
 		}
+		if v := tx.Bucket(bktBundles).Get(spare.ID[:]); v[0] != recordVersion3 || len(v) != record3Len+len(spare.Raw) || v[73] != 2055>>8 || v[74] != 2055&0xff {
+			t.Errorf("a record with a budget is stored as %x, want version 3 with 2055 at offset 73, big-endian", v[:min(len(v), record3Len)])
+		}
 		return nil
 	})
 	if err != nil {
@@ -699,5 +714,74 @@ func TestCopyBudgetPersists(t *testing.T) {
 	}
 	if st := s.Stats(); st.Bundles != 0 || st.Bytes != 0 {
 		t.Fatalf("after delete: %d bundles %d bytes", st.Bundles, st.Bytes)
+	}
+}
+
+// version2Record builds, byte by byte, the value that builds before record
+// version 3 wrote for r with a copy budget of copies (1-255): version 2, a
+// 73-byte header, the budget in one byte at offset 73, then the bundle.
+func version2Record(r *Record, seq uint64, copies byte) []byte {
+	var b []byte
+	b = append(b, 2)
+	b = append(b, r.Dest[:]...)
+	b = append(b, r.From[:]...)
+	b = append(b, r.NextHop[:]...)
+	for _, n := range []uint64{uint64(r.Received), uint64(r.Expires), seq} {
+		for shift := 56; shift >= 0; shift -= 8 {
+			b = append(b, byte(n>>shift))
+		}
+	}
+	b = append(b, copies)
+	return append(b, r.Raw...)
+}
+
+// TestVersion2RecordReadsBack: a record with a one-byte budget, as older
+// builds wrote it, still reads with its copies after this build opens the
+// store, and rewriting its budget stores it as version 3.
+func TestVersion2RecordReadsBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tern.db")
+	s := openAt(t, path)
+	r := rec(1, "dest", "from", "", 25, time.Now().Add(time.Hour).UnixMilli())
+	r.Copies = 200
+	mustPut(t, s, r)
+	// Put gave the record its sequence and receive time; write the old
+	// format over it with the same ones, as an older build would have.
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktBundles)
+		stored, seq, err := decodeRecord(r.ID, b.Get(r.ID[:]))
+		if err != nil {
+			return err
+		}
+		old := version2Record(&stored, seq, 200)
+		if len(old) != 74+len(r.Raw) {
+			t.Fatalf("hand-built version 2 record is %d bytes, want %d", len(old), 74+len(r.Raw))
+		}
+		return b.Put(r.ID[:], old)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, path)
+	got, err := s.Get(r.ID)
+	if err != nil || got.Copies != 200 || got.Dest != r.Dest || got.From != r.From || !bytes.Equal(got.Raw, r.Raw) {
+		t.Fatalf("version 2 record read back as %+v, %v; want 200 copies and the bundle", got, err)
+	}
+	if st := s.Stats(); st.Bundles != 1 || st.Bytes != 25 {
+		t.Fatalf("usage %d bundles %d bytes, want 1 and 25", st.Bundles, st.Bytes)
+	}
+	if err := s.SetCopies(CopyUpdate{ID: r.ID, Copies: 300}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(r.ID); err != nil || got.Copies != 300 || !bytes.Equal(got.Raw, r.Raw) {
+		t.Fatalf("after SetCopies: %+v, %v; want 300 copies", got, err)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktBundles).Get(r.ID[:]); v[0] != recordVersion3 {
+			t.Errorf("a rewritten budget is stored as version %d, want 3", v[0])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

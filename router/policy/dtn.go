@@ -3,17 +3,17 @@ package policy
 import "github.com/ternmesh/tern/bundle"
 
 // DefaultCopies is the copy budget a new bundle starts with when no live
-// route to its destination exists (binary spray-and-wait). It must fit a
-// store record's one byte (1-255), and is its largest value.
+// route to its destination exists (binary spray-and-wait). It is the
+// largest budget a node holds or grants (bundle.MaxCopies).
 //
-// Measured in the city simulator (router/meshsim, `tern sim --seeds 1-8`,
-// delivered of 400 on average), with copies crossing LoRa by air spray
-// (AirShare): 128 copies 351 with 69 bundle transmissions per delivery,
-// 255 copies 355 with 87 (later, with the daemon's duplicate rule for
-// aired bundles, 360.5 with 82; epidemic forwarding: 367 with 325). Without air
-// spray (seed 7 alone, before): 16 copies 325, 32 338, 64 345, 128 358,
-// 256 352.
-const DefaultCopies = 255
+// Measured in the city simulator (router/meshsim, `go run ./cmd/tern sim
+// --seeds 1-16 router/meshsim/testdata/city100.json`, delivered of 400 on
+// average over the 16 seeds), with copies crossing LoRa by air spray
+// (AirShare): 255 copies 357; 4096 copies 366, with AirSprayMin 64 and each
+// hearer's air share capped at MaxAirShare (255); epidemic forwarding 370;
+// 16384 copies no better than 4096. Earlier (seeds 1-8): 128 copies 351
+// with 69 bundle transmissions per delivery, 255 copies 355 with 87.
+const DefaultCopies = 4096
 
 // Spray splits a copy budget on contact with a node that lacks the bundle
 // (binary spray-and-wait, Spyropoulos et al.): the holder gives half and
@@ -29,8 +29,16 @@ func Spray(copies int) (give, keep int) {
 
 // AirSprayMin is the least copy budget for which a radio node sprays an
 // unrouted bundle on the air (AirShare). Below it the copies go only over
-// point-to-point contacts, one neighbour at a time.
-const AirSprayMin = 16
+// point-to-point contacts, one neighbour at a time. It was 16 with 255
+// copies; with DefaultCopies 4096, 16 spent too much airtime in the city
+// simulator (hearers' shares stay large enough to air again for more
+// generations), and the measurement above is with 64.
+const AirSprayMin = 64
+
+// MaxAirShare is the most copies one hearer gets from an air spray: the
+// aired radio frame (transports/radiolink FORMAT.md, frame type 7) carries
+// the share in one byte.
+const MaxAirShare = 255
 
 // AirShare splits a copy budget for one broadcast of an unrouted bundle on
 // a shared radio channel heard by hearers neighbours: every hearer that
@@ -38,6 +46,10 @@ const AirSprayMin = 16
 // which keeps custody, keeps the rest, at least half of what it had. No
 // hearer acknowledges (custody does not move), so the sender counts every
 // neighbour as served; one that missed the frame loses only its share.
+// share is at most MaxAirShare, since the frame carries it in one byte:
+// with a large budget and few hearers the sender then keeps copies -
+// share*hearers, more than half (4096 copies, 2 hearers: 255 each, 3586
+// kept).
 //
 // A radio broadcast reaches every hearer for one transmission, where the
 // contacts spray reaches one neighbour per transmission: in the city
@@ -51,7 +63,7 @@ func AirShare(copies, hearers int) (share, keep int) {
 	if hearers <= 0 || copies < AirSprayMin {
 		return 0, copies
 	}
-	share = max(1, copies/(2*hearers))
+	share = min(MaxAirShare, max(1, copies/(2*hearers)))
 	return share, max(copies-share*hearers, copies/2)
 }
 

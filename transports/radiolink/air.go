@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
@@ -69,11 +70,14 @@ func airedCopies(note, raw []byte) (uint8, error) {
 		return 0, fmt.Errorf("the second frame is not a bundle: %w", err)
 	}
 	g := s.Grants[0]
-	want, err := bundle.AiredNote(b.ID, g.Copies)
+	if g.Copies > math.MaxUint8 {
+		return 0, fmt.Errorf("the grant note hands over %d copies, over the one byte of an aired frame", g.Copies)
+	}
+	want, err := bundle.AiredNote(b.ID, uint8(g.Copies))
 	if err != nil || g.ID != b.ID || !bytes.Equal(want, note) {
 		return 0, errors.New("the grant note is not bundle.AiredNote of the bundle's ID")
 	}
-	return g.Copies, nil
+	return uint8(g.Copies), nil
 }
 
 // deliverAired hands the router the grant note and the bundle of an aired

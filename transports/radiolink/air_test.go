@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,14 +97,29 @@ func TestBroadcastRefusesOtherFrames(t *testing.T) {
 		Lifetime: 60_000, HopLimit: 8, Payload: bytes.Repeat([]byte("x"), 300)}
 	bigRaw, _ := big.Marshal()
 	bigNote, _ := bundle.AiredNote(big.ID, 21)
+	// A grant note of the aired form but with a share over the frame's
+	// one copies byte (a budget can reach bundle.MaxCopies).
+	wideP, err := (&bundle.Summary{Flags: bundle.SummaryAired, Grants: []bundle.Grant{{ID: b.ID, Copies: 300}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wideNote, err := (&bundle.Bundle{Version: bundle.Version, Kind: bundle.KindSummary, Flags: bundle.FlagDerivedID,
+		ID: bundle.DerivedID(bundle.Addr{}, wideP), Lifetime: bundle.AiredNoteLifetime, Payload: wideP}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, c := range map[string][2][]byte{
 		"note of another bundle": {other, raw},
 		"bundle first":           {raw, note},
 		"larger than a frame":    {bigNote, bigRaw},
+		"share over one byte":    {wideNote, raw},
 	} {
 		if err := e.Broadcast(t0, c[0], c[1]); !errors.Is(err, transports.ErrTooBig) {
 			t.Errorf("%s: Broadcast gave %v, want ErrTooBig", name, err)
 		}
+	}
+	if err := e.Broadcast(t0, wideNote, raw); err == nil || !strings.Contains(err.Error(), "300 copies, over the one byte") {
+		t.Errorf("a share of 300 was refused with %v, want the one-byte limit named", err)
 	}
 	if n := e.QueuedFrames(); n != 0 {
 		t.Fatalf("%d frames queued after refused broadcasts", n)
