@@ -159,6 +159,13 @@ type receiptLog struct {
 	ents []receipt
 	set  map[bundle.ID]struct{}
 	max  int
+	// forgotten remembers the receipts that left ents (16 x max of them):
+	// one heard again is no news. Otherwise, with more receipts alive in
+	// the network than ents holds (a flood of junk delivered), a receipt
+	// one node dropped would come back from a neighbour's full summary,
+	// go out again in this node's next note, come back again to a
+	// neighbour that had dropped it in turn, and circle for ever.
+	forgotten *recentIDs
 }
 
 type receipt struct {
@@ -168,15 +175,18 @@ type receipt struct {
 }
 
 func newReceiptLog(max int) receiptLog {
-	return receiptLog{set: map[bundle.ID]struct{}{}, max: max}
+	return receiptLog{set: map[bundle.ID]struct{}{}, max: max, forgotten: newRecentIDs(16 * max)}
 }
 
+// add appends id, learned from neighbour from, and reports whether it was
+// news: not in the log, nor one of the forgotten.
 func (l *receiptLog) add(id bundle.ID, from bundle.Addr) bool {
-	if _, ok := l.set[id]; ok {
+	if _, ok := l.set[id]; ok || l.forgotten.has(id) {
 		return false
 	}
 	if len(l.ents) >= l.max {
 		delete(l.set, l.ents[0].id)
+		l.forgotten.put(l.ents[0].id, l.ents[0].from)
 		l.ents = l.ents[1:]
 	}
 	l.seq++
