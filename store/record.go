@@ -53,23 +53,28 @@ const (
 	record3Len      = offCopies + 2
 )
 
+// versionLen is the header size of record version ver, 0 for a version
+// this build does not read.
+func versionLen(ver byte) int {
+	switch ver {
+	case recordVersion:
+		return recordHeaderLen
+	case recordVersion2:
+		return record2Len
+	case recordVersion3:
+		return record3Len
+	}
+	return 0
+}
+
 // headerLen is the header size of a stored value, 0 when the value is too
 // short or of an unknown version.
 func headerLen(v []byte) int {
 	if len(v) < recordHeaderLen {
 		return 0
 	}
-	want := 0
-	switch v[0] {
-	case recordVersion:
-		return recordHeaderLen
-	case recordVersion2:
-		want = record2Len
-	case recordVersion3:
-		want = record3Len
-	}
-	if want > 0 && len(v) >= want {
-		return want
+	if hl := versionLen(v[0]); hl > 0 && len(v) >= hl {
+		return hl
 	}
 	return 0
 }
@@ -104,11 +109,7 @@ func decodeRecord(id bundle.ID, v []byte) (Record, uint64, error) {
 	}
 	hl := headerLen(v)
 	if hl == 0 {
-		if v[0] == recordVersion2 || v[0] == recordVersion3 {
-			want := record2Len
-			if v[0] == recordVersion3 {
-				want = record3Len
-			}
+		if want := versionLen(v[0]); want > 0 {
 			return Record{}, 0, fmt.Errorf("store: record %x is %d bytes, shorter than the %d-byte version %d header: the database is damaged, restore it from a backup or delete it", id[:], len(v), want, v[0])
 		}
 		return Record{}, 0, fmt.Errorf("store: record %x has encoding version %d, this build reads %d, %d and %d: run the tern version that wrote the store", id[:], v[0], recordVersion, recordVersion2, recordVersion3)
