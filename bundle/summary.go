@@ -202,10 +202,13 @@ const AiredNoteLifetime = 60_000
 // payload Summary{Flags: SummaryAired, Grants: [{id, copies}]}. Every
 // field follows from id and copies, so a radio link may carry just those
 // (transports/radiolink FORMAT.md, frame type 7) and rebuild the note.
-// copies is one hearer's air share, which the frame carries in one byte
-// (router/policy.MaxAirShare), so it stays a uint8 though a grant is wider.
-func AiredNote(id ID, copies uint8) ([]byte, error) {
-	p, err := (&Summary{Flags: SummaryAired, Grants: []Grant{{ID: id, Copies: uint16(copies)}}}).Marshal()
+// copies is one hearer's air share, 1 to MaxCopies; the frame carries it
+// in two bytes.
+func AiredNote(id ID, copies uint16) ([]byte, error) {
+	if copies == 0 || copies > MaxCopies {
+		return nil, fmt.Errorf("%w: an aired grant of %d copies (want 1 to %d)", ErrMalformed, copies, MaxCopies)
+	}
+	p, err := (&Summary{Flags: SummaryAired, Grants: []Grant{{ID: id, Copies: copies}}}).Marshal()
 	if err != nil {
 		return nil, err
 	}

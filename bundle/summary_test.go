@@ -222,3 +222,35 @@ func TestGrantCopiesEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestAiredNoteCopies: an aired share is any grant from 1 to MaxCopies
+// (the radio frame carries two bytes), its note's length follows the CBOR
+// head of the copies, and 0 or more than MaxCopies is refused.
+func TestAiredNoteCopies(t *testing.T) {
+	id := ID{7, 7, 7}
+	for _, c := range []struct {
+		copies uint16
+		size   int
+	}{{1, 70}, {23, 70}, {24, 71}, {255, 71}, {256, 72}, {1024, 72}, {MaxCopies, 72}} {
+		raw, err := AiredNote(id, c.copies)
+		if err != nil {
+			t.Fatalf("AiredNote(%d): %v", c.copies, err)
+		}
+		if len(raw) != c.size {
+			t.Errorf("AiredNote(%d) is %d bytes, want %d", c.copies, len(raw), c.size)
+		}
+		b, err := Unmarshal(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := UnmarshalSummary(b.Payload)
+		if err != nil || len(s.Grants) != 1 || s.Grants[0].Copies != c.copies {
+			t.Fatalf("AiredNote(%d) decodes to %+v, %v", c.copies, s, err)
+		}
+	}
+	for _, bad := range []uint16{0, MaxCopies + 1, 65535} {
+		if _, err := AiredNote(id, bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("AiredNote(%d) gave %v, want ErrMalformed", bad, err)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func (r *Router) airOne(rec store.Record, chans []airChannel, now time.Time) (st
 		if share == 0 {
 			return false
 		}
-		note, err := bundle.AiredNote(rec.ID, uint8(min(share, policy.MaxAirShare)))
+		note, err := bundle.AiredNote(rec.ID, uint16(min(share, bundle.MaxCopies)))
 		if err != nil {
 			return false
 		}

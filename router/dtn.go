@@ -255,13 +255,10 @@ func (d *dtnState) addGrants(from bundle.Addr, gs []bundle.Grant, now time.Time,
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// A neighbour's number is never trusted beyond the largest budget:
-	// UnmarshalSummary refuses a grant over bundle.MaxCopies, and an aired
-	// frame carries at most policy.MaxAirShare, but clamp all the same, so
-	// that no path from a neighbour into the store carries more.
-	limit := uint16(bundle.MaxCopies)
-	if aired {
-		limit = policy.MaxAirShare
-	}
+	// UnmarshalSummary and the radio's aired frame refuse a grant over
+	// bundle.MaxCopies, but clamp all the same, so that no path from a
+	// neighbour into the store carries more.
+	const limit = uint16(bundle.MaxCopies)
 	for _, g := range gs {
 		if len(d.grants) >= maxGrants {
 			return

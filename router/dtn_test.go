@@ -165,16 +165,16 @@ func TestSprayOfTheDefaultBudget(t *testing.T) {
 }
 
 // TestGrantsClampedToTheMax: a neighbour's grant is never taken beyond the
-// largest budget, bundle.MaxCopies, nor an aired one beyond the one-byte
-// policy.MaxAirShare, even if it got past the summary decoder.
+// largest budget, bundle.MaxCopies, aired or not, even if it got past the
+// summary decoder or the radio's frame decoder.
 func TestGrantsClampedToTheMax(t *testing.T) {
 	a := newTestNode(t, 'A')
 	from := bundle.Addr{'N'}
 	ids := [4]bundle.ID{{1}, {2}, {3}, {4}}
 	now := time.Now()
 	a.r.dtn.addGrants(from, []bundle.Grant{{ID: ids[0], Copies: 60000}, {ID: ids[1], Copies: 3000}}, now, false)
-	a.r.dtn.addGrants(from, []bundle.Grant{{ID: ids[2], Copies: 4096}, {ID: ids[3], Copies: 200}}, now, true)
-	for i, want := range []uint16{bundle.MaxCopies, 3000, policy.MaxAirShare, 200} {
+	a.r.dtn.addGrants(from, []bundle.Grant{{ID: ids[2], Copies: 65535}, {ID: ids[3], Copies: 2048}}, now, true)
+	for i, want := range []uint16{bundle.MaxCopies, 3000, bundle.MaxCopies, 2048} {
 		if got, aired := a.r.dtn.takeGrant(from, ids[i]); got != want || aired != (i >= 2) {
 			t.Errorf("grant %d taken as %d (aired %v), want %d", i, got, aired, want)
 		}

@@ -17,8 +17,8 @@ import (
 // predate summaries reject them, so only the full summary when a link
 // comes up goes to a neighbour that has not sent one. The one summary that
 // crosses a radio is the aired grant note (bundle.AiredNote) of an air
-// spray (air.go), which the radio carries as one byte inside the broadcast
-// frame of its bundle.
+// spray (air.go), which the radio carries as its two copies bytes inside
+// the broadcast frame of its bundle.
 
 // summaryOverhead bounds the bundle header and the summary's own heads.
 const summaryOverhead = 128

@@ -10,12 +10,13 @@ import "testing"
 // up): receipts never go on a radio, and a handheld hears them only when
 // it meets someone.
 //
-// Seed 1: 182 of the 526 bundles they hold at the end are delivered
-// already (35 %); with summaries carrying the newest 8 receipts and no
-// notes it was 1,258 of 1,600 (79 %). What is left is mostly receipts
-// still on their way: a message delivered to a handheld met in passing,
-// or over a radio, sends its receipt only as far as that handheld's next
-// contacts.
+// Seed 1: 319 of the 635 bundles they hold at the end are delivered
+// already (50 %; it was 35 % while a hearer's air share was capped at 255,
+// and larger shares put copies on more nodes); with summaries carrying the
+// newest 8 receipts and no notes it was 1,258 of 1,600 (79 %), so the test
+// wants under 60 %. What is left is mostly receipts still on their way: a
+// message delivered to a handheld met in passing, or over a radio, sends
+// its receipt only as far as that handheld's next contacts.
 func TestReceiptsClearDeliveredCopies(t *testing.T) {
 	sc := loadCity(t)
 	sc.Seed = 1
@@ -37,8 +38,8 @@ func TestReceiptsClearDeliveredCopies(t *testing.T) {
 		}
 	}
 	t.Logf("delivered %d; at the end, LAN and gateway nodes hold %d bundles, %d of them delivered already", r.Delivered, held, stale)
-	if held == 0 || 2*stale >= held {
-		t.Errorf("LAN and gateway nodes hold %d bundles and %d of them were delivered already: want under half (receipts not spreading)", held, stale)
+	if held == 0 || 10*stale >= 6*held {
+		t.Errorf("LAN and gateway nodes hold %d bundles and %d of them were delivered already: want under 60 %% (receipts not spreading)", held, stale)
 	}
 }
 

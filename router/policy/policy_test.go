@@ -301,13 +301,14 @@ func TestAirShareKeepsHalfAndServesEveryHearer(t *testing.T) {
 	for _, c := range []struct{ copies, hearers, share, keep int }{
 		{255, 8, 15, 135},
 		{128, 4, 16, 64},
-		{64, 40, 1, 32},      // more hearers than half the copies: one each, half kept
-		{63, 3, 0, 63},       // below AirSprayMin: no air spray
-		{200, 0, 0, 200},     // nobody hears
-		{4096, 2, 255, 3586}, // share capped at MaxAirShare: the sender keeps the rest
-		{4096, 40, 51, 2056},
-		{4096, 8, 255, 2056}, // 256 each without the cap
+		{64, 40, 1, 32},       // more hearers than half the copies: one each, half kept
+		{63, 3, 0, 63},        // below AirSprayMin: no air spray
+		{200, 0, 0, 200},      // nobody hears
+		{4096, 1, 2048, 2048}, // one hearer: an even split, as a contact spray
+		{4096, 2, 1024, 2048}, // no cap below the budget (two bytes on air)
+		{4096, 8, 256, 2048},
 		{4096, 9, 227, 2053},
+		{4096, 40, 51, 2056},
 	} {
 		share, keep := AirShare(c.copies, c.hearers)
 		if share != c.share || keep != c.keep {
@@ -316,15 +317,16 @@ func TestAirShareKeepsHalfAndServesEveryHearer(t *testing.T) {
 		if share > 0 && keep < c.copies/2 {
 			t.Errorf("AirShare(%d, %d) keeps %d, less than half", c.copies, c.hearers, keep)
 		}
-		if share > MaxAirShare {
-			t.Errorf("AirShare(%d, %d) gives %d, over the one-byte MaxAirShare", c.copies, c.hearers, share)
+		if share*c.hearers > c.copies {
+			t.Errorf("AirShare(%d, %d) gives %d each, more than the budget in all", c.copies, c.hearers, share)
 		}
 	}
 	// The largest budget, over every hearer count a radio could have:
-	// the share fits its byte and the sender keeps at least half.
+	// every hearer gets a share, the sender keeps at least half, and no
+	// share exceeds the largest grant the frame may carry.
 	for h := 1; h <= 1000; h++ {
 		share, keep := AirShare(DefaultCopies, h)
-		if share < 1 || share > MaxAirShare || keep < DefaultCopies/2 || keep >= DefaultCopies {
+		if share < 1 || share > DefaultCopies/2 || keep < DefaultCopies/2 || keep >= DefaultCopies {
 			t.Fatalf("AirShare(%d, %d) = %d, %d", DefaultCopies, h, share, keep)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/ternmesh/tern/bundle"
@@ -15,7 +14,7 @@ import (
 // Air spray: the router broadcasts an unrouted bundle once on the channel
 // with a copy grant for every hearer (router/air.go). On air it is one
 // frame of type 7 (FORMAT.md): the sender's link address, the copies
-// byte, and the bundle (compact when it can be); the grant note itself
+// (two bytes), and the bundle (compact when it can be); the grant note itself
 // (bundle.AiredNote) follows from the bundle's ID and the copies, so the
 // receiver rebuilds it and hands the router the note and then the bundle
 // on its link to the sender, as if both had come by unicast. A broadcast
@@ -56,7 +55,7 @@ func (e *Engine) Broadcast(now time.Time, note, raw []byte) error {
 
 // airedCopies checks that note is exactly bundle.AiredNote of raw's ID and
 // returns its copies.
-func airedCopies(note, raw []byte) (uint8, error) {
+func airedCopies(note, raw []byte) (uint16, error) {
 	nb, err := bundle.Unmarshal(note)
 	if err != nil || nb.Kind != bundle.KindSummary {
 		return 0, errors.New("the first frame is not a summary")
@@ -70,14 +69,11 @@ func airedCopies(note, raw []byte) (uint8, error) {
 		return 0, fmt.Errorf("the second frame is not a bundle: %w", err)
 	}
 	g := s.Grants[0]
-	if g.Copies > math.MaxUint8 {
-		return 0, fmt.Errorf("the grant note hands over %d copies, over the one byte of an aired frame", g.Copies)
-	}
-	want, err := bundle.AiredNote(b.ID, uint8(g.Copies))
+	want, err := bundle.AiredNote(b.ID, g.Copies)
 	if err != nil || g.ID != b.ID || !bytes.Equal(want, note) {
 		return 0, errors.New("the grant note is not bundle.AiredNote of the bundle's ID")
 	}
-	return uint8(g.Copies), nil
+	return g.Copies, nil
 }
 
 // deliverAired hands the router the grant note and the bundle of an aired

@@ -29,14 +29,15 @@ func airBundle(t *testing.T) []byte {
 // TestAiredBundleReachesEveryHearerInOneFrame: one Broadcast from node 0 is
 // one frame on air, and each of the three other nodes receives, on its
 // link to node 0, the grant note and then the bundle (Age rounded up to
-// the compact unit, as for unicast).
+// the compact unit, as for unicast). The share is 1024 copies, over the
+// one byte the frame carried until the budgets grew: it arrives whole.
 func TestAiredBundleReachesEveryHearerInOneFrame(t *testing.T) {
 	s := newSimNet(t, 3, 4, sf9, nil)
 	s.meet(t, 10*time.Minute)
 	a := s.nodes[0]
 	raw := airBundle(t)
 	b, _ := bundle.Unmarshal(raw)
-	note, err := bundle.AiredNote(b.ID, 21)
+	note, err := bundle.AiredNote(b.ID, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +61,8 @@ func TestAiredBundleReachesEveryHearerInOneFrame(t *testing.T) {
 	if a.radio.Stats().Total.Aired != 1 {
 		t.Fatalf("Aired counter %d, want 1", a.radio.Stats().Total.Aired)
 	}
-	t.Logf("aired %d-byte bundle (with its 70-byte grant note): %d bytes, %v on air",
-		len(raw), bytesAfter-bytesBefore, after.Airtime-before.Airtime)
+	t.Logf("aired %d-byte bundle (with its %d-byte grant note): %d bytes, %v on air",
+		len(raw), len(note), bytesAfter-bytesBefore, after.Airtime-before.Airtime)
 	for _, h := range s.nodes[1:] {
 		gotNote, ok1 := h.links[a.addr].TryRecv()
 		gotRaw, ok2 := h.links[a.addr].TryRecv()
@@ -97,14 +98,14 @@ func TestBroadcastRefusesOtherFrames(t *testing.T) {
 		Lifetime: 60_000, HopLimit: 8, Payload: bytes.Repeat([]byte("x"), 300)}
 	bigRaw, _ := big.Marshal()
 	bigNote, _ := bundle.AiredNote(big.ID, 21)
-	// A grant note of the aired form but with a share over the frame's
-	// one copies byte (a budget can reach bundle.MaxCopies).
-	wideP, err := (&bundle.Summary{Flags: bundle.SummaryAired, Grants: []bundle.Grant{{ID: b.ID, Copies: 300}}}).Marshal()
+	// A grant note of the aired form but not the canonical one (another
+	// lifetime): the radio could not rebuild it from the ID and copies.
+	p, err := (&bundle.Summary{Flags: bundle.SummaryAired, Grants: []bundle.Grant{{ID: b.ID, Copies: 300}}}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wideNote, err := (&bundle.Bundle{Version: bundle.Version, Kind: bundle.KindSummary, Flags: bundle.FlagDerivedID,
-		ID: bundle.DerivedID(bundle.Addr{}, wideP), Lifetime: bundle.AiredNoteLifetime, Payload: wideP}).Marshal()
+	odd, err := (&bundle.Bundle{Version: bundle.Version, Kind: bundle.KindSummary, Flags: bundle.FlagDerivedID,
+		ID: bundle.DerivedID(bundle.Addr{}, p), Lifetime: 2 * bundle.AiredNoteLifetime, Payload: p}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,16 +113,43 @@ func TestBroadcastRefusesOtherFrames(t *testing.T) {
 		"note of another bundle": {other, raw},
 		"bundle first":           {raw, note},
 		"larger than a frame":    {bigNote, bigRaw},
-		"share over one byte":    {wideNote, raw},
+		"note not canonical":     {odd, raw},
 	} {
 		if err := e.Broadcast(t0, c[0], c[1]); !errors.Is(err, transports.ErrTooBig) {
 			t.Errorf("%s: Broadcast gave %v, want ErrTooBig", name, err)
 		}
 	}
-	if err := e.Broadcast(t0, wideNote, raw); err == nil || !strings.Contains(err.Error(), "300 copies, over the one byte") {
-		t.Errorf("a share of 300 was refused with %v, want the one-byte limit named", err)
+	if err := e.Broadcast(t0, odd, raw); err == nil || !strings.Contains(err.Error(), "not bundle.AiredNote") {
+		t.Errorf("a non-canonical note was refused with %v, want that named", err)
 	}
 	if n := e.QueuedFrames(); n != 0 {
 		t.Fatalf("%d frames queued after refused broadcasts", n)
+	}
+}
+
+// TestAiredFrameCopies: frame type 7 carries a hearer's share in two
+// bytes, big-endian, 1 to bundle.MaxCopies; anything else, and a frame cut
+// before its body, is malformed.
+func TestAiredFrameCopies(t *testing.T) {
+	body := []byte("body")
+	for _, c := range []uint16{1, 255, 256, 1024, bundle.MaxCopies} {
+		fr := encodeAir(0, addrOf(1), c, false, body)
+		f, err := decodeFrame(fr)
+		if err != nil || f.typ != ftAir || f.copies != c || !bytes.Equal(f.body, body) {
+			t.Fatalf("aired frame of %d copies decodes to %d copies, body %q, %v", c, f.copies, f.body, err)
+		}
+		if got := len(fr) - len(body); got != 1+linkLens[0]+2 {
+			t.Errorf("aired frame header is %d bytes, want %d", got, 1+linkLens[0]+2)
+		}
+	}
+	for name, fr := range map[string][]byte{
+		"0 copies":        encodeAir(0, addrOf(1), 0, false, body),
+		"over MaxCopies":  encodeAir(0, addrOf(1), bundle.MaxCopies+1, false, body),
+		"no body":         encodeAir(0, addrOf(1), 21, false, nil),
+		"one copies byte": encodeAir(0, addrOf(1), 21, false, body)[:1+linkLens[0]+1],
+	} {
+		if _, err := decodeFrame(fr); !errors.Is(err, errMalformed) {
+			t.Errorf("%s: decodeFrame gave %v, want errMalformed", name, err)
+		}
 	}
 }

@@ -48,7 +48,7 @@ type frame struct {
 	index  int    // frag
 	bitmap []byte // frag ack (nil when complete)
 	hash   uint32 // nak
-	copies uint8  // aired bundle: the copy budget each hearer keeps
+	copies uint16 // aired bundle: the copy budget each hearer keeps
 	body   []byte // compact, raw, frag data, aired bundle
 }
 
@@ -107,14 +107,15 @@ func encodeNak(lcode int, src, dst bundle.Addr, h uint32) []byte {
 }
 
 // encodeAir builds an aired-bundle broadcast: header without next hop,
-// the copies byte, then the compact (compact) or raw bundle.
-func encodeAir(lcode int, src bundle.Addr, copies uint8, compact bool, body []byte) []byte {
+// the copies (two bytes, big-endian), then the compact (compact) or raw
+// bundle.
+func encodeAir(lcode int, src bundle.Addr, copies uint16, compact bool, body []byte) []byte {
 	var fl byte
 	if compact {
 		fl = flAirCompact
 	}
-	out := appendHeader(make([]byte, 0, 2+linkLens[lcode]+len(body)), ftAir, fl, lcode, src, bundle.Addr{})
-	return append(append(out, copies), body...)
+	out := appendHeader(make([]byte, 0, 3+linkLens[lcode]+len(body)), ftAir, fl, lcode, src, bundle.Addr{})
+	return append(binary.BigEndian.AppendUint16(out, copies), body...)
 }
 
 func encodeBye(lcode int, src, dst bundle.Addr) []byte {
@@ -156,10 +157,13 @@ func decodeFrame(data []byte) (frame, error) {
 		return f, nil
 	}
 	if f.typ == ftAir {
-		if len(p) < n+2 || p[n] == 0 {
-			return f, fmt.Errorf("%w: aired bundle without a source, a copy count of at least 1 and a body", errMalformed)
+		if len(p) < n+3 {
+			return f, fmt.Errorf("%w: aired bundle without a source, a 2-byte copy count and a body", errMalformed)
 		}
-		f.src, f.copies, f.body = p[:n], p[n], p[n+1:]
+		f.src, f.copies, f.body = p[:n], binary.BigEndian.Uint16(p[n:]), p[n+2:]
+		if f.copies == 0 || f.copies > bundle.MaxCopies {
+			return f, fmt.Errorf("%w: aired bundle granting %d copies (want 1 to %d)", errMalformed, f.copies, bundle.MaxCopies)
+		}
 		return f, nil
 	}
 	if len(p) < 2*n {
