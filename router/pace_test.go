@@ -300,7 +300,7 @@ func TestRestartedNeighbourHearsAtOnce(t *testing.T) {
 	// N is driven by hand over a link that stays up across its restart
 	// (as a radio link does).
 	a := x.nodes['A']
-	lr := &liar{addr: bundle.Addr{'N'}, got: map[bundle.Addr]map[bundle.ID]bool{}}
+	lr := &liar{addr: bundle.Addr{'N'}, got: map[bundle.ID]bundle.Addr{}}
 	la, ln := transports.NewMemPair(transports.MemOptions{AddrA: a.addr, AddrB: lr.addr, Authenticated: true})
 	lr.l = ln
 	go func() { // N reads what A sends it
