@@ -29,7 +29,7 @@ func newLiar(t *testing.T, a *testNode, claims ...bundle.Addr) *liar {
 	a.r.AddLink(la)
 	routes := []bundle.Route{{Dest: lr.addr}}
 	for _, c := range claims {
-		routes = append(routes, bundle.Route{Dest: c, Hops: 0})
+		routes = append(routes, bundle.Route{Dest: c, Hops: 1}) // the least an honest node claims for another (Hops 0 is passed over)
 	}
 	lr.control(t, a.addr, bundle.KindAnnounce, mustAnnounce(t, routes))
 	go func() {
@@ -87,25 +87,36 @@ func (lr *liar) swallowed(dest bundle.Addr) int {
 	return n
 }
 
-// TestLiarCannotCutOffTheRest: A reaches D through the honest relay B (2
-// units), and through L, which claims D at cost 0 and swallows what it is
-// given. A's first messages go to L, but A keeps a hedge of each: no
+// TestLiarCannotCutOffTheRest: A reaches D through the honest relays B
+// and C (3 units), and through L, which claims D at 1 (2 units: the least
+// an honest node could claim) and swallows what it is given. A's first messages go to L, but A keeps a hedge of each: no
 // delivery receipt comes back for them, so L's routes lose preference, the
 // hedges go through B, and everything A writes reaches D exactly once.
-// Later messages go through B directly. L's junk flood meanwhile is held
-// to A's ingress rate.
+// Later messages go through B directly. L's junk flood, started once it
+// has the first messages (a flood alone would get it routed round at
+// once: TestFloodingNeighbourIsRoutedRound), is held to A's ingress rate.
 func TestLiarCannotCutOffTheRest(t *testing.T) {
 	a := newTunedNode(t, 'A', func(c *Config) {
 		c.ReceiptTimeout, c.ExpireInterval = 300*time.Millisecond, 50*time.Millisecond
 		c.IngressRate, c.IngressBurst = 50, 20
 	})
-	b, d := newTestNode(t, 'B'), newTestNode(t, 'D')
+	b, c, d := newTestNode(t, 'B'), newTestNode(t, 'C'), newTestNode(t, 'D')
 	connect(a, b)
-	connect(b, d)
+	connect(b, c)
+	connect(c, d)
 	eventually(t, "A hears of D through B", liveVia(a, d.addr, b.addr))
 	l := newLiar(t, a, d.addr, b.addr)
 	eventually(t, "A believes L's claim", liveVia(a, d.addr, l.addr))
 
+	want := map[string]bool{}
+	for i := range 10 {
+		text := fmt.Sprintf("before %d", i)
+		want[text] = true
+		if err := a.r.Submit(dataBundle(t, d.addr, text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "A's first messages went to the liar", func() bool { return l.swallowed(d.addr) == 10 })
 	// L floods A with junk while A talks to D.
 	flood := make(chan struct{})
 	go func() {
@@ -117,15 +128,6 @@ func TestLiarCannotCutOffTheRest(t *testing.T) {
 			}
 		}
 	}()
-	want := map[string]bool{}
-	for i := range 10 {
-		text := fmt.Sprintf("before %d", i)
-		want[text] = true
-		if err := a.r.Submit(dataBundle(t, d.addr, text)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, "A's first messages went to the liar", func() bool { return l.swallowed(d.addr) == 10 })
 	eventually(t, "L's routes lose preference", func() bool {
 		for _, p := range a.r.Metrics().DTN.Penalised {
 			if p == addrString(l.addr) {

@@ -160,7 +160,7 @@ func (s Metrics) WritePrometheus(w io.Writer) {
 	for _, r := range vreasons {
 		fmt.Fprintf(w, "tern_voice_dropped_total{reason=%q} %d\n", r, s.Voice.Dropped[r])
 	}
-	fmt.Fprintf(w, "# HELP tern_dtn_penalised_neighbours Neighbours whose routes lost preference for want of delivery receipts.\n# TYPE tern_dtn_penalised_neighbours gauge\ntern_dtn_penalised_neighbours %d\n", len(s.DTN.Penalised))
+	fmt.Fprintf(w, "# HELP tern_dtn_penalised_neighbours Neighbours whose routes lost preference for want of delivery receipts or for flooding past their ingress limit.\n# TYPE tern_dtn_penalised_neighbours gauge\ntern_dtn_penalised_neighbours %d\n", len(s.DTN.Penalised))
 	fmt.Fprintf(w, "# HELP tern_store_bundles Bundles held in the store now.\n# TYPE tern_store_bundles gauge\ntern_store_bundles %d\n", s.StoredNow)
 	fmt.Fprintf(w, "# HELP tern_store_bytes Bytes of bundles held in the store now.\n# TYPE tern_store_bytes gauge\ntern_store_bytes %d\n", s.StoredBytes)
 }

@@ -22,6 +22,14 @@ type neighbour struct {
 	mu       sync.Mutex
 	links    []*linkState
 	inflight map[bundle.ID]*flight
+	// ackGen counts the custody acks applied (onAck); settled holds, for
+	// each bundle whose flight an ack ended since the sender last read
+	// the queue, the ackGen then. A queue read before that may still list
+	// the bundle as it was before the ack (its copies given, or released):
+	// the sender must not send it again from that stale record
+	// (sendPending).
+	ackGen  uint64
+	settled map[bundle.ID]uint64
 	// speaks is set once the neighbour sent a summary: it understands
 	// summaries (older nodes reject them), so notes and grants may go to it.
 	speaks bool
@@ -255,7 +263,7 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	r.mu.Lock()
 	n := r.nbrs[p.Addr]
 	if n == nil {
-		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}, sprays: map[bundle.ID]uint16{},
+		n = &neighbour{addr: p.Addr, wake: make(chan struct{}, 1), inflight: map[bundle.ID]*flight{}, settled: map[bundle.ID]uint64{}, sprays: map[bundle.ID]uint16{},
 			pace: newPacer(r.cfg.AnnounceInterval, r.cfg.AnnounceMax, r.cfg.AnnounceHold)}
 		r.nbrs[p.Addr] = n
 		r.wg.Add(1)
@@ -428,11 +436,18 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			continue
 		}
 		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.in })
-		if !r.ingress.allow(n.addr, radio, now) {
+		if ok, flooding := r.ingress.allow(n.addr, radio, now); !ok {
 			// Over this neighbour's rate: no custody ack, so it keeps the
 			// bundle and sends it again later.
 			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.rateLimited })
 			r.m.reject(n.addr, "rate-limited")
+			if flooding {
+				// Its routes now carry the full penalty (table.penaltyOf):
+				// move what waits off them, as for a reputation change.
+				r.log.Warn("neighbour floods past its ingress limit", "neighbour", addrString(n.addr), "radio", radio,
+					"action", "routing round it until it has been quiet for 10 minutes")
+				r.routesChanged()
+			}
 			continue
 		}
 		rem := b.Remaining(0)
@@ -611,9 +626,11 @@ func (r *Router) onAck(n *neighbour, ids []bundle.ID) {
 	}
 	r.settle(n, copies)
 	n.mu.Lock()
+	n.ackGen++
 	for _, id := range acks {
 		if f := n.inflight[id]; f != nil && f.acked {
 			delete(n.inflight, id)
+			n.settled[id] = n.ackGen
 		}
 	}
 	n.mu.Unlock()

@@ -46,6 +46,9 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 	if n.link() == nil {
 		return time.Time{}
 	}
+	n.mu.Lock()
+	gen := n.ackGen // acks applied before the queue is read
+	n.mu.Unlock()
 	recs, err := r.cfg.Store.ForNextHop(n.addr, r.cfg.Window)
 	if err != nil {
 		r.log.Error("reading queue failed", "neighbour", addrString(n.addr), "err", err)
@@ -80,9 +83,14 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		if f != nil {
 			acked, deadline = f.acked, f.deadline // onAck and heard write them under n.mu
 		}
+		stale := f == nil && n.settled[rec.ID] > gen
 		n.mu.Unlock()
-		if acked {
-			continue // its store update is under way (onAck)
+		if acked || stale {
+			// Its store update is under way (onAck), or was made after
+			// recs was read: rec is out of date (a copy budget already
+			// given, a record already released). onAck wakes n, and the
+			// next pass reads it afresh.
+			continue
 		}
 		if f != nil && now.Before(deadline) {
 			next = earliest(next, deadline)
@@ -173,6 +181,10 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		// before Send returns.
 		n.mu.Lock()
 		f := n.inflight[o.rec.ID]
+		if f == nil && n.settled[o.rec.ID] > gen || f != nil && f.acked {
+			n.mu.Unlock()
+			continue // acknowledged since recs was read (see above)
+		}
 		if f == nil {
 			f = &flight{local: o.rec.From == (bundle.Addr{}), grant: o.grant, spray: o.spray, judge: o.judge, dest: o.rec.Dest}
 			n.inflight[o.rec.ID] = f
@@ -196,16 +208,22 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.out })
 	}
 	// Forget flights whose bundles left the queue another way (expired,
-	// rerouted, cleared by a receipt) so the map stays bounded.
+	// rerouted, cleared by a receipt) so the map stays bounded, and the
+	// acks applied before recs was read (it is up to date for them).
+	n.mu.Lock()
 	if nq < r.cfg.Window {
-		n.mu.Lock()
 		for id := range n.inflight {
 			if _, spray := n.sprays[id]; !queued[id] && !spray {
 				delete(n.inflight, id)
 			}
 		}
-		n.mu.Unlock()
 	}
+	for id, g := range n.settled {
+		if g <= gen {
+			delete(n.settled, id)
+		}
+	}
+	n.mu.Unlock()
 	if len(expired) > 0 {
 		r.dropExpired(expired)
 	}

@@ -20,7 +20,9 @@
 // (dtn.go). Routes through a neighbour whose bundles never get delivered
 // lose preference (policy.Reputation), and each neighbour's bundles are
 // rate-limited on the way in (policy.Limiter): what is over its rate gets
-// no custody ack, so the neighbour keeps it and retries.
+// no custody ack, so the neighbour keeps it and retries. A neighbour that
+// keeps sending past its limit is judged flooding (policy.FloodWatch) and
+// routed round until it has been quiet for 10 minutes.
 //
 // The router imports links (package transports) and the store; no link
 // imports the router.
@@ -201,10 +203,11 @@ func New(cfg Config) (*Router, error) {
 	// routes count as loop-free again (meanwhile they are used, not
 	// announced: nextHop).
 	tcfg := policy.TableConfig{LiveFor: max(4*cfg.AnnounceInterval, minRouteLife), StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
+	g := newIngress(cfg)
 	r := &Router{
 		cfg: cfg, log: cfg.Logger.With("component", "router"),
-		table: newTable(cfg.Self, tcfg, policy.NewReputation()), m: newMetrics(),
-		ingress: newIngress(cfg),
+		table: newTable(cfg.Self, tcfg, policy.NewReputation(), g, cfg.Now), m: newMetrics(),
+		ingress: g,
 		dtn:     newDTN(),
 		ctx:     ctx, cancel: cancel,
 		nbrs: make(map[bundle.Addr]*neighbour), dials: make(map[string]*dialState),

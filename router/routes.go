@@ -16,7 +16,7 @@ type RouteInfo struct {
 	Via  bundle.Addr `json:"via"`
 	// Hops is the route metric in policy units (1 per wired hop, 2 per
 	// fast radio hop, 4 per slow radio hop; see router/policy.Units), the
-	// reputation penalty not included.
+	// penalty (Penalty) not included.
 	Hops uint8 `json:"hops"`
 	Live bool  `json:"live"`
 	// Feasible is false for a route that could lead round a loop (it
@@ -24,24 +24,47 @@ type RouteInfo struct {
 	// feasible route exists and never announced.
 	Feasible bool `json:"feasible"`
 	// Penalty is added to the metric of routes through a neighbour whose
-	// routes did not deliver (no delivery receipts came back).
+	// routes did not deliver (no delivery receipts came back), or that is
+	// judged flooding: it kept sending past its ingress limit, and its
+	// routes stay unusable (policy.MaxMetric) until it has been quiet for
+	// 10 minutes (policy.FloodWatch).
 	Penalty uint8     `json:"penalty,omitempty"`
 	Seen    time.Time `json:"seen"`
 }
 
 // table is the route table: router/policy's distance vector (split
 // horizon, route expiry, the feasibility condition for loop freedom) with
-// the neighbours' reputation as a metric penalty. Safe for concurrent use.
+// a metric penalty per neighbour: its reputation, or the full penalty
+// while the ingress judges it flooding (penaltyOf). Safe for concurrent
+// use.
 type table struct {
-	mu  sync.Mutex
-	t   *policy.Table
-	rep *policy.Reputation
+	mu      sync.Mutex
+	t       *policy.Table
+	rep     *policy.Reputation
+	ingress *ingress         // judges floods; nil: none
+	now     func() time.Time // the router's clock (Config.Now)
 }
 
-func newTable(self bundle.Addr, cfg policy.TableConfig, rep *policy.Reputation) *table {
-	t := &table{t: policy.NewTable(self, cfg), rep: rep}
-	t.t.SetPenalty(rep.PenaltyOf) // called with t.mu held
+// newTable returns a table for node self whose penalties come from rep
+// and, when g is not nil, from g's flood judgement at now().
+func newTable(self bundle.Addr, cfg policy.TableConfig, rep *policy.Reputation, g *ingress, now func() time.Time) *table {
+	t := &table{t: policy.NewTable(self, cfg), rep: rep, ingress: g, now: now}
+	t.t.SetPenalty(t.penaltyOf) // called with t.mu held
 	return t
+}
+
+// penaltyOf is the metric penalty for routes through n: policy.MaxMetric
+// while the ingress judges n flooding, else its reputation penalty. It is
+// read afresh at every routing decision, so routes through n are used
+// again as soon as the flood judgement lapses (with time alone); the next
+// round's Expire (policy.Table.notePenalties) then ends any hold-down the
+// penalty started. Called with t.mu held (lock order table.mu, then
+// ingress.mu).
+func (t *table) penaltyOf(n bundle.Addr) uint8 {
+	if t.ingress != nil && t.ingress.flooding(n, t.now()) {
+		return policy.MaxMetric
+	}
+	return t.rep.PenaltyOf(n)
 }
 
 // neighbourUp records a direct route to n over links worth units.
@@ -102,7 +125,7 @@ func (t *table) restore(dest, via bundle.Addr, metric uint8, seen time.Time) boo
 //     up would pass bundles round among nodes that all lost the
 //     destination. A banned custodian gives no route.
 //
-// Routes through a neighbour with a reputation penalty count the penalty
+// Routes through a neighbour with a penalty (reputation, flood) count it
 // in every tier; at MaxMetric they are never live. live reports tier 1 or
 // 2; ok is false when nothing usable is known.
 func (t *table) nextHop(dest, exclude bundle.Addr, usable, banned func(bundle.Addr) bool) (via bundle.Addr, live, ok bool) {
@@ -162,15 +185,16 @@ func (t *table) advertise(to bundle.Addr, limit int) []bundle.Route {
 	return t.t.Advertise(to, limit)
 }
 
-// penalised reports whether routes through n carry a penalty now.
+// penalised reports whether routes through n carry a penalty now (a
+// poor reputation or a flood).
 func (t *table) penalised(n bundle.Addr) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.rep.PenaltyOf(n) > 0
+	return t.penaltyOf(n) > 0
 }
 
 // judge applies one verdict on a bundle handed to n on a live route:
-// receipted or not. It reports whether n's penalty changed.
+// receipted or not. It reports whether n's reputation penalty changed.
 func (t *table) judge(n bundle.Addr, receipted bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -183,7 +207,7 @@ func (t *table) judge(n bundle.Addr, receipted bool) bool {
 }
 
 // credit adds a late receipt for a bundle already judged unreceipted. It
-// reports whether n's penalty changed.
+// reports whether n's reputation penalty changed.
 func (t *table) credit(n bundle.Addr) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()

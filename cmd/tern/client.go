@@ -288,7 +288,7 @@ func printStatus(out io.Writer, st api.Status) {
 				state = "stale"
 			}
 			if r.Penalty > 0 {
-				state += fmt.Sprintf(", penalised +%d (its routes did not deliver)", r.Penalty)
+				state += fmt.Sprintf(", penalised +%d (its routes did not deliver, or it floods past its ingress limit)", r.Penalty)
 			}
 			if !r.Feasible {
 				state += ", fallback only (not announced)"

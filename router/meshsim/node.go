@@ -59,16 +59,19 @@ type node struct {
 	peak           int
 
 	// Tern.
-	table   *policy.Table
-	rep     *policy.Reputation
-	lim     *policy.Limiter // radio neighbours
-	wlim    *policy.Limiter // neighbours on point-to-point links
-	handed  map[bundle.ID]int
-	gave    map[nbrKey]bool // bundles a neighbour took custody of from here
-	rcpts   []bundle.ID
-	rcptSet map[bundle.ID]bool
-	rcptNew []bundle.ID // learned since the last note
-	rcptSeq uint64      // receipts ever added to rcpts
+	table *policy.Table
+	rep   *policy.Reputation
+	lim   *policy.Limiter // radio neighbours
+	wlim  *policy.Limiter // neighbours on point-to-point links
+	// flooders judges the neighbours that keep sending past their
+	// ingress limit.
+	flooders *policy.FloodWatch
+	handed   map[bundle.ID]int
+	gave     map[nbrKey]bool // bundles a neighbour took custody of from here
+	rcpts    []bundle.ID
+	rcptSet  map[bundle.ID]bool
+	rcptNew  []bundle.ID // learned since the last note
+	rcptSeq  uint64      // receipts ever added to rcpts
 	// rcptHeard is, per neighbour, its rcptSeq in the last full summary
 	// heard from it.
 	rcptHeard map[int]uint64
@@ -130,7 +133,13 @@ func newNode(s *Sim, i int, p placed) *node {
 	}
 	n.table = policy.NewTable(n.addr, policy.TableConfig{LiveFor: 65 * time.Minute, StaleFor: 24 * time.Hour, HoldDown: 5 * time.Minute})
 	n.rep = policy.NewReputation()
-	n.table.SetPenalty(func(v bundle.Addr) uint8 { return n.rep.PenaltyOf(v) })
+	n.flooders = policy.NewFloodWatch()
+	n.table.SetPenalty(func(v bundle.Addr) uint8 {
+		if n.flooders.Flooding(v, n.now()) {
+			return policy.MaxMetric // as the daemon's route table (router/routes.go)
+		}
+		return n.rep.PenaltyOf(v)
+	})
 	// Per-neighbour ingress limits, as in the daemon: generous on wired
 	// links (a hub may hand a returning neighbour all it holds), tight on
 	// the radio.

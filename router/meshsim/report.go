@@ -46,7 +46,7 @@ type Report struct {
 func (s *Sim) report() Report {
 	r := s.rep
 	r.Scenario, r.Protocol, r.Seed, r.Nodes = s.sc.Name, s.proto.String(), s.sc.Seed, len(s.nodes)
-	r.Generated = s.gen
+	r.Generated = len(s.msgs)
 	if r.Generated > 0 {
 		r.DeliveryRatio = float64(r.Delivered) / float64(r.Generated)
 	}

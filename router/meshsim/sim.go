@@ -155,7 +155,7 @@ type Sim struct {
 	links []*p2p
 	rep   Report
 	lat   []time.Duration
-	gen   int // messages generated (not junk)
+	msgs  []*simBundle // the messages generated (not junk), in order
 }
 
 // New prepares a run of scenario sc with protocol p.
@@ -292,7 +292,7 @@ func (s *Sim) build() {
 			id[k] = byte(s.rng.Uint32())
 		}
 		b := &simBundle{id: id, src: src, dst: dst, size: size, class: class, created: t, expires: t + time.Duration(s.sc.Lifetime)}
-		s.gen++
+		s.msgs = append(s.msgs, b)
 		s.at(t, func() { s.nodes[src].originate(b) })
 	}
 	for i, p := range ps {

@@ -73,12 +73,13 @@ func TestDeterministicPerSeed(t *testing.T) {
 }
 
 // TestLiarCannotCutOffTheRest: two nodes with a relay's radio claim routes
-// to everyone at metric 0, swallow what they are given and push junk at
-// every neighbour, 2 bundles a second. Delivery degrades gracefully (the
-// hedges kept after each routed hand-over go around a neighbour that
-// swallows them, and reputation stops routing through it), and the junk
-// is held back at the first hop by the liars' own regional airtime budget
-// and their neighbours' ingress limits: next to nothing of it reaches an
+// to everyone at metric 1 (one wired hop from everyone), swallow what
+// they are given and push junk at every neighbour, 2 bundles a second.
+// Delivery degrades gracefully (the hedges kept after each routed
+// hand-over go around a neighbour that swallows them, and reputation and
+// the flood judgement stop routing through it), and the junk is held back
+// at the first hop by the liars' own regional airtime budget and their
+// neighbours' ingress limits: next to nothing of it reaches an
 // application. Then the same with one liar that is also on a LAN.
 func TestLiarCannotCutOffTheRest(t *testing.T) {
 	sc := loadCity(t)
@@ -96,29 +97,54 @@ func TestLiarCannotCutOffTheRest(t *testing.T) {
 		t.Errorf("liars made %d junk bundles and %d reached applications: want under 1 %% through", l.JunkMade, l.JunkDelivered)
 	}
 	checkJunkLimited(t, liar, l)
-	// Inside a building's LAN a liar is cheap to reach, so its metric-0
-	// claims win every route of its LAN neighbours until reputation
-	// penalises it; the penalty then puts the destinations in hold-down,
-	// after which the honest routes are feasible again (policy.Table
-	// usable). Without that, delivery fell to 69 % here. Over seeds 1-8
-	// it is 0.85 of the honest mean (311.4 of 400; epidemic under the same
-	// liar 202). It was 0.91 before receipts spread fully and budgets grew
-	// to 4096 copies (seed 7: 0.82, was 0.85); neither receipt notes nor
-	// gaveTo alone explain the loss (seed 7 without them: 75.5 %, 78.5 %),
-	// so it is bisected next (issue 7 note). The bound guards against
-	// worse.
+	// Inside a building's LAN a liar is cheap to reach, so its claims win
+	// every route of its LAN neighbours. Receipts alone do not judge it
+	// there (its neighbours hand it nearly all they route, so it sets
+	// their average receipt ratio itself): its LAN neighbours got 25 of
+	// their 50 messages through, and over seeds 1-8 170 of 310. Its junk
+	// flood gives it away: past their ingress limits its neighbours judge
+	// it flooding (policy.FloodWatch) and route round it. Over seeds 1-8
+	// delivery is then 0.99 of the honest mean (362.4 of 400, honest
+	// 367.25), and its LAN neighbours get 291 of 310 through.
 	sc.LiarsOnLAN, sc.Liars = 1, 1
 	lan, _ := New(sc, Tern)
 	ll := lan.Run()
 	t.Logf("with a liar on a LAN %.1f %%; junk made %d, refused by ingress limits %d, reached an application %d",
 		100*ll.DeliveryRatio, ll.JunkMade, ll.RateLimited, ll.JunkDelivered)
-	if ll.DeliveryRatio < 0.8*h.DeliveryRatio {
-		t.Errorf("with a liar on a LAN delivery fell from %.1f %% to %.1f %%: more than a fifth lost", 100*h.DeliveryRatio, 100*ll.DeliveryRatio)
+	if ll.DeliveryRatio < 0.9*h.DeliveryRatio {
+		t.Errorf("with a liar on a LAN delivery fell from %.1f %% to %.1f %%: more than a tenth lost", 100*h.DeliveryRatio, 100*ll.DeliveryRatio)
+	}
+	sent, got := fromLiarsLANNeighbours(lan)
+	t.Logf("the liar's LAN neighbours sent %d messages, %d delivered", sent, got)
+	if sent == 0 || float64(got) < 0.8*h.DeliveryRatio*float64(sent) {
+		t.Errorf("the liar's LAN neighbours got %d of their %d messages through (honest run: %.1f %%): the liar cut them off", got, sent, 100*h.DeliveryRatio)
 	}
 	if ll.RateLimited == 0 {
 		t.Errorf("a liar on a LAN pushed %d junk bundles at its neighbours and the ingress limits refused none", ll.JunkSent)
 	}
 	checkJunkLimited(t, lan, ll)
+}
+
+// fromLiarsLANNeighbours counts the messages sent by the nodes that share
+// a LAN with a liar, and how many of them were delivered.
+func fromLiarsLANNeighbours(s *Sim) (sent, delivered int) {
+	nbr := map[int]bool{}
+	for i, n := range s.nodes {
+		if n.role == roleLiar {
+			for _, l := range n.links {
+				nbr[l.other(i)] = true
+			}
+		}
+	}
+	for _, b := range s.msgs {
+		if nbr[b.src] {
+			sent++
+			if s.nodes[b.dst].done[b.id] {
+				delivered++
+			}
+		}
+	}
+	return sent, delivered
 }
 
 // checkJunkLimited: the liars' neighbours took no more of their junk into
@@ -197,7 +223,8 @@ func TestCustodianTakesABundleBack(t *testing.T) {
 }
 
 // TestHedgeGoesAroundASwallower: A reaches D over its LAN through J, which
-// claims D at metric 0, and through K, honestly one hop further. A hands
+// claims D at metric 1, and through K, which has it at 1 too (J wins the
+// tie on its address). A hands
 // its message to J, which acknowledges custody and drops it. The copy A
 // kept back (the originator's hedge) waits for a receipt; none comes, so
 // after hedgeTimeout it goes another way, through K, and D gets the
@@ -210,7 +237,7 @@ func TestHedgeGoesAroundASwallower(t *testing.T) {
 	for i := range 4 {
 		s.nodes = append(s.nodes, newNode(s, i, placed{role: roleHandheld, island: -1}))
 	}
-	s.nodes[j].role = roleLiar // claims every route at metric 0 and swallows bundles
+	s.nodes[j].role = roleLiar // claims every route at metric 1 and swallows bundles
 	lan := policy.LinkMetrics{BitsPerSecond: 50e6, Latency: 2 * time.Millisecond}
 	for _, e := range [][2]int{{a, j}, {a, k}, {j, d}, {k, d}} {
 		l := &p2p{a: e[0], b: e[1], kind: LAN, m: lan, up: true}
@@ -236,7 +263,7 @@ func TestHedgeGoesAroundASwallower(t *testing.T) {
 	}
 	b := &simBundle{src: a, dst: d, size: 90, created: s.now, expires: s.now + 6*time.Hour}
 	b.id[0] = 0x4e
-	s.gen++
+	s.msgs = append(s.msgs, b)
 	s.nodes[a].originate(b)
 	runFor(time.Minute)
 	if s.nodes[d].done[b.id] {

@@ -20,8 +20,12 @@ func (n *node) onTern(from int, l *p2p, f *frame) {
 		}
 		if !lim.Allow(addrOf(from), n.now()) {
 			// Over this neighbour's rate: no custody ack, it keeps the
-			// bundle and its own airtime pays for the retries.
+			// bundle and its own airtime pays for the retries. A
+			// neighbour that keeps at it is judged flooding: routes
+			// through it carry the full penalty (tick's Expire applies
+			// it), as in the daemon.
 			n.s.rep.RateLimited++
+			n.flooders.Refused(addrOf(from), n.now())
 			return
 		}
 		if f.to >= 0 {
@@ -155,7 +159,7 @@ func (n *node) process(h *held) {
 	via, live, _ := n.table.NextHop(addrOf(h.b.dst), exclude, n.upAddr)
 	if !live && h.avoid >= 0 {
 		// A hedge that got no receipt goes around the neighbour even on
-		// an infeasible route (policy.Table.LiveHop): a liar's metric-0
+		// an infeasible route (policy.Table.LiveHop): a liar's metric-1
 		// claims pin the feasible distance so low that every honest
 		// route is infeasible until reputation judges the liar (several
 		// bundles). The daemon's nextHop takes such a route for every
@@ -363,12 +367,14 @@ func (n *node) announceOnDue(l *p2p, force bool) {
 		size: headerBytes + routeBytes*len(routes)})
 }
 
-// lie: a liar claims every node at metric 0, on every medium, every tick.
+// lie: a liar claims every node at metric 1, on every medium, every tick:
+// one wired hop from everyone, the least an honest node ever announces
+// for another (policy.Units), so no check of the claims alone can tell it.
 func (n *node) lie() {
 	var routes []bundle.Route
 	for i := range n.s.nodes {
 		if i != n.idx {
-			routes = append(routes, bundle.Route{Dest: addrOf(i), Hops: 0})
+			routes = append(routes, bundle.Route{Dest: addrOf(i), Hops: 1})
 		}
 	}
 	for _, l := range n.links {

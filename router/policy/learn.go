@@ -36,6 +36,8 @@ func (v *viaEntry) forget() {
 // Learn applies a whole announce from neighbour from, reached over a link
 // worth units: listed routes become live, routes through from that it no
 // longer lists turn stale. It reports whether routing may have changed.
+// Routes to this node, to from itself and impossible claims (skipped) are
+// passed over.
 func (t *Table) Learn(from bundle.Addr, units uint8, routes []bundle.Route, now time.Time) bool {
 	changed := t.update(from, from, 0, units, now)
 	t.learns++
@@ -50,6 +52,17 @@ func (t *Table) Learn(from bundle.Addr, units uint8, routes []bundle.Route, now 
 	return changed
 }
 
+// skipped reports whether Learn passes over route rt in an announce from
+// neighbour from: a route to this node itself, to from (its direct route
+// stands for it), or a claim of metric 0 for another node. Only a node is
+// 0 from itself and every hop costs at least 1 (Units), so that claim is
+// a lie on its face (a liar's cheapest, which drew all of a LAN's traffic
+// in the simulator before reputation judged it); a liar that claims 1
+// instead is left to reputation and the flood judgement (FloodWatch).
+func skipped(self, from bundle.Addr, rt bundle.Route) bool {
+	return rt.Dest == self || rt.Dest == from || rt.Hops == 0
+}
+
 // learnAll applies routes by looking each one up, then withdraws every
 // live route through from that they did not list. It remembers the
 // announce for the next Learn when routes are strictly sorted.
@@ -57,7 +70,7 @@ func (t *Table) learnAll(v *viaEntry, from bundle.Addr, units uint8, routes []bu
 	changed := false
 	next := t.next[:0]
 	for _, rt := range routes {
-		if rt.Dest == t.self || rt.Dest == from {
+		if skipped(t.self, from, rt) {
 			continue
 		}
 		c, l := t.learnOne(from, units, rt, now)
@@ -86,7 +99,7 @@ func (t *Table) learnAgainst(v *viaEntry, from bundle.Addr, units uint8, routes 
 	last, next, unmatched := v.last, t.next[:0], t.unmatched[:0]
 	j := 0
 	for _, rt := range routes {
-		if rt.Dest == t.self || rt.Dest == from {
+		if skipped(t.self, from, rt) {
 			continue
 		}
 		for j < len(last) && cmpLearned(last[j], rt) < 0 {

@@ -106,3 +106,19 @@ func checkFeasibleCounts(t *testing.T, tab *Table) {
 		}
 	}
 }
+
+// TestLearnPassesOverImpossibleClaims: a neighbour that claims another
+// node at metric 0 (only a node is 0 from itself) gets no route for it;
+// its honest claims stand.
+func TestLearnPassesOverImpossibleClaims(t *testing.T) {
+	self, liar, d, e := bundle.Addr{'S'}, bundle.Addr{'L'}, bundle.Addr{'D'}, bundle.Addr{'E'}
+	tab := NewTable(self, TableConfig{LiveFor: time.Hour, StaleFor: 24 * time.Hour, HoldDown: time.Minute})
+	tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 0}, {Dest: e, Hops: 2}}, t0)
+	up := func(bundle.Addr) bool { return true }
+	if via, live, _ := tab.NextHop(d, bundle.Addr{}, up); live {
+		t.Errorf("a metric-0 claim for D made a live route via %v", via)
+	}
+	if via, live, _ := tab.NextHop(e, bundle.Addr{}, up); !live || via != liar {
+		t.Errorf("the honest claim for E: via %v, live %v; want live via the neighbour", via, live)
+	}
+}

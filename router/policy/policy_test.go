@@ -72,7 +72,7 @@ func TestPenalisedLiarCannotPinFeasibleDistance(t *testing.T) {
 	up := func(bundle.Addr) bool { return true }
 	now := t0
 	tell := func() {
-		tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 0}}, now)
+		tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 1}}, now)
 		tab.Learn(honest, 1, []bundle.Route{{Dest: d, Hops: 3}}, now)
 		tab.Expire(now)
 	}
@@ -258,7 +258,7 @@ func TestAdvertGenChangesWithTheAnnounce(t *testing.T) {
 	}
 }
 
-// TestLiveHopTakesAnInfeasibleRouteAround: a liar's metric-0 claim makes
+// TestLiveHopTakesAnInfeasibleRouteAround: a liar's metric-1 claim makes
 // the honest route infeasible; NextHop excluding the liar finds nothing
 // live, LiveHop finds the honest route, and never the excluded neighbour
 // or one whose penalty makes it unusable.
@@ -267,7 +267,7 @@ func TestLiveHopTakesAnInfeasibleRouteAround(t *testing.T) {
 	tab := NewTable(self, TableConfig{})
 	penalised := penaliseOnDemand(tab, honest)
 	up := func(bundle.Addr) bool { return true }
-	tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 0}}, t0)
+	tab.Learn(liar, 1, []bundle.Route{{Dest: d, Hops: 1}}, t0)
 	tab.Learn(honest, 1, []bundle.Route{{Dest: d, Hops: 3}}, t0)
 	if _, live, _ := tab.NextHop(d, liar, up); live {
 		t.Fatal("the honest route is feasible: the test shows nothing")
