@@ -18,7 +18,7 @@ import (
 // honest neighbours it draws traffic through look as bad as it does. In
 // the simulator's city with a flooding liar on a LAN, the liar's LAN
 // neighbours got 55 % of their messages through with receipts alone and
-// 92 % with this judgement (seeds 1-8, README).
+// 94 % with this judgement (seeds 1-8, README).
 //
 // An honest neighbour is refused now and then (a hub handing over all it
 // holds after an outage): only Refusals refusals within one Window make
