@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -108,7 +109,12 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
+			// What every goroutine waits on, grouped: a timeout here is a
+			// router stuck, not slow (the conditions hold within
+			// milliseconds), so the stacks say where.
+			var stacks bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Fatalf("timed out waiting until %s; goroutines:\n%s", what, stacks.String())
 		}
 		<-tick.C
 	}
