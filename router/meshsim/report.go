@@ -18,12 +18,15 @@ type Report struct {
 	Seed     uint64
 	Nodes    int
 
-	Generated     int
-	Delivered     int
-	DeliveryRatio float64
-	LatencyP50    time.Duration
-	LatencyP90    time.Duration
-	LatencyP99    time.Duration
+	Generated int
+	Delivered int
+	// FilesDelivered is how many of Delivered were bulk messages (files,
+	// policy.Bulk), which Tern keeps off LoRa as the daemon does.
+	FilesDelivered int
+	DeliveryRatio  float64
+	LatencyP50     time.Duration
+	LatencyP90     time.Duration
+	LatencyP99     time.Duration
 
 	DataTx          int // bundle transmissions (a LoRa broadcast counts once)
 	ControlTx       int // announces, summaries, acks
@@ -168,6 +171,7 @@ func Seeds(sc Scenario, seeds []uint64, workers int) ([][]Report, error) {
 type Mean struct {
 	Protocol       string
 	Delivered      float64
+	Files          float64 // of Delivered, bulk messages (files)
 	Generated      float64
 	TxPerDelivered float64
 	Airtime        time.Duration
@@ -188,6 +192,7 @@ func Means(bySeed [][]Report) []Mean {
 		for _, rs := range bySeed {
 			r := rs[k]
 			m.Delivered += float64(r.Delivered) / n
+			m.Files += float64(r.FilesDelivered) / n
 			m.Generated += float64(r.Generated) / n
 			m.TxPerDelivered += r.TxPerDelivered / n
 			m.Airtime += time.Duration(float64(r.AirtimeTotal) / n)
@@ -200,10 +205,10 @@ func Means(bySeed [][]Report) []Mean {
 
 // WriteMeans writes Means as a markdown table.
 func WriteMeans(w io.Writer, ms []Mean) {
-	fmt.Fprintln(w, "| protocol | delivered (mean) | data tx per delivered | LoRa airtime (s) | collisions | delivered by seed |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| protocol | delivered (mean) | of them files | data tx per delivered | LoRa airtime (s) | collisions | delivered by seed |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, m := range ms {
-		fmt.Fprintf(w, "| %s | %.1f/%.0f (%.1f %%) | %.1f | %.0f | %.0f | %v |\n", m.Protocol, m.Delivered, m.Generated,
-			100*m.Delivered/max(m.Generated, 1), m.TxPerDelivered, m.Airtime.Seconds(), m.Collisions, m.PerSeed)
+		fmt.Fprintf(w, "| %s | %.1f/%.0f (%.1f %%) | %.1f | %.1f | %.0f | %.0f | %v |\n", m.Protocol, m.Delivered, m.Generated,
+			100*m.Delivered/max(m.Generated, 1), m.Files, m.TxPerDelivered, m.Airtime.Seconds(), m.Collisions, m.PerSeed)
 	}
 }

@@ -146,6 +146,12 @@ type Sim struct {
 	sc    Scenario
 	proto Protocol
 	rng   *rand.Rand
+	// world draws what happens to nodes whatever the protocol does (churn,
+	// liars' junk): rng also draws each frame's loss and the air spray
+	// waits, so churn drawn from it would come out differently under each
+	// protocol, and "the same scenario and seed" would be different worlds
+	// after the first minutes.
+	world *rand.Rand
 	q     queue
 	seq   uint64
 	now   time.Duration
@@ -167,7 +173,8 @@ func New(sc Scenario, p Protocol) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %q: lora_preset: %w", sc.Name, err)
 	}
-	s := &Sim{sc: sc, proto: p, rng: rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x5eed)), lora: lp}
+	s := &Sim{sc: sc, proto: p, rng: rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x5eed)),
+		world: rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x3041d)), lora: lp}
 	s.build()
 	return s, nil
 }
@@ -179,6 +186,11 @@ func (s *Sim) at(d time.Duration, fn func()) {
 
 func (s *Sim) exp(mean time.Duration) time.Duration {
 	return time.Duration(s.rng.ExpFloat64() * float64(mean))
+}
+
+// worldExp is exp drawn from the world's stream (Sim.world).
+func (s *Sim) worldExp(mean time.Duration) time.Duration {
+	return time.Duration(s.world.ExpFloat64() * float64(mean))
 }
 
 func addrOf(i int) bundle.Addr { return bundle.Addr{'n', byte(i >> 16), byte(i >> 8), byte(i)} }
@@ -265,9 +277,9 @@ func (s *Sim) build() {
 				if !n.up {
 					mean = time.Duration(s.sc.MeanDown)
 				}
-				s.at(s.exp(mean), toggle)
+				s.at(s.worldExp(mean), toggle)
 			}
-			s.at(s.exp(time.Duration(s.sc.MeanUp)), toggle)
+			s.at(s.worldExp(time.Duration(s.sc.MeanUp)), toggle)
 		}
 	}
 	// Traffic between users (everyone but relays and liars).
@@ -302,14 +314,14 @@ func (s *Sim) build() {
 			junk = func() {
 				var id bundle.ID
 				for k := range id {
-					id[k] = byte(s.rng.Uint32())
+					id[k] = byte(s.world.Uint32())
 				}
-				dst := users[s.rng.IntN(len(users))]
+				dst := users[s.world.IntN(len(users))]
 				b := &simBundle{id: id, src: i, dst: dst, size: s.sc.TextBytes, class: policy.Interactive, created: s.now, expires: s.now + time.Duration(s.sc.Lifetime), junk: true}
 				s.nodes[i].originate(b)
-				s.at(s.exp(time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
+				s.at(s.worldExp(time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
 			}
-			s.at(s.exp(time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
+			s.at(s.worldExp(time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
 		}
 	}
 	for _, n := range s.nodes {
@@ -503,5 +515,8 @@ func (s *Sim) delivered(b *simBundle) {
 		return
 	}
 	s.rep.Delivered++
+	if b.class == policy.Bulk {
+		s.rep.FilesDelivered++
+	}
 	s.lat = append(s.lat, s.now-b.created)
 }

@@ -17,8 +17,8 @@ import (
 // they route, so it sets their average receipt ratio itself, and the
 // honest neighbours it draws traffic through look as bad as it does. In
 // the simulator's city with a flooding liar on a LAN, the liar's LAN
-// neighbours got 55 % of their messages through with receipts alone and
-// 94 % with this judgement (seeds 1-8, README).
+// neighbours got about half of their messages through with receipts
+// alone and over nine in ten with this judgement (seeds 1-8, README).
 //
 // An honest neighbour is refused now and then (a hub handing over all it
 // holds after an outage): only Refusals refusals within one Window make
