@@ -14,45 +14,36 @@ import (
 	"github.com/ternmesh/tern/router/policy"
 )
 
-// TestIngressJudgesFlooding: a neighbour's 20th refusal at its ingress
-// limit within 10 minutes gets it judged flooding, reported once; the
-// judgement is per neighbour, counts refusals over radios too, and lapses
+// TestTableJudgesFlooding: a neighbour's 20th refusal at its ingress
+// limit within 10 minutes gets it judged flooding, reported once, with the
+// full penalty on its routes; the judgement is per neighbour and lapses
 // once the neighbour has been refused no more for 10 minutes.
-func TestIngressJudgesFlooding(t *testing.T) {
-	g := newIngress(Config{IngressRate: 1, IngressBurst: 5, RadioIngressRate: 1, RadioIngressBurst: 5})
+func TestTableJudgesFlooding(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tab := newTable(addrOf('A'), policy.TableConfig{}, policy.NewReputation(), func() time.Time { return now })
 	f, h := addrOf('F'), addrOf('H')
 	judged := 0
-	for i := range 40 {
-		ok, flooding := g.allow(f, i%2 == 0, now) // over both link classes
-		if ok != (i < 10) {
-			t.Fatalf("bundle %d taken %v: want the two bursts of 5 taken, the rest refused", i+1, ok)
-		}
-		if flooding {
+	for i := range 30 {
+		if tab.refused(f, now) {
 			judged++
-			if i != 29 {
-				t.Fatalf("judged flooding at bundle %d, want at the 20th refusal (bundle 30)", i+1)
+			if i != 19 {
+				t.Fatalf("judged flooding at refusal %d, want at the 20th", i+1)
 			}
 		}
 	}
 	if judged != 1 {
 		t.Fatalf("judged flooding %d times, want once", judged)
 	}
-	if !g.flooding(f, now) || g.flooding(h, now) {
-		t.Fatal("want F judged flooding, H not")
+	if tab.penaltyOf(f) != policy.MaxMetric || !tab.penalised(f) || tab.penalised(h) {
+		t.Fatal("want F's routes at the full penalty, H's not")
 	}
-	if ok, flooding := g.allow(h, false, now); !ok || flooding {
-		t.Fatal("H was held back by F's flood")
-	}
-	if !g.flooding(f, now.Add(10*time.Minute-time.Nanosecond)) {
+	now = now.Add(10*time.Minute - time.Nanosecond)
+	if !tab.penalised(f) {
 		t.Fatal("F is trusted again before it has been quiet for 10 minutes")
 	}
-	later := now.Add(10 * time.Minute)
-	if g.flooding(f, later) {
+	now = now.Add(time.Nanosecond)
+	if tab.penalised(f) {
 		t.Fatal("F is still judged flooding after 10 quiet minutes")
-	}
-	if ok, flooding := g.allow(f, false, later); !ok || flooding {
-		t.Fatal("F's bundle after 10 quiet minutes was refused")
 	}
 }
 

@@ -79,13 +79,13 @@ func TestIngressLimitsPerNeighbourAndLinkClass(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a, b := addrOf('A'), addrOf('B')
 	count := func(n bundle.Addr, radio bool, tries int) int {
-		taken := 0
+		ok := 0
 		for range tries {
-			if ok, _ := g.allow(n, radio, now); ok {
-				taken++
+			if g.allow(n, radio, now) {
+				ok++
 			}
 		}
-		return taken
+		return ok
 	}
 	if got := count(a, true, 200); got != 100 {
 		t.Fatalf("radio burst: %d of 200 taken, want 100", got)

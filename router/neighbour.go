@@ -318,6 +318,16 @@ func (r *Router) AddLink(l transports.Link) <-chan struct{} {
 	return gone
 }
 
+// ackedSince reports whether a custody ack for bundle id, whose flight is
+// f (nil: none), is applied or under way since acks numbered gen: a queue
+// record read at gen is then out of date for it. Called with n.mu held.
+func (n *neighbour) ackedSince(id bundle.ID, f *flight, gen uint64) bool {
+	if f != nil {
+		return f.acked
+	}
+	return n.settled[id] > gen
+}
+
 func (r *Router) dropLink(n *neighbour, l transports.Link) {
 	n.mu.Lock()
 	for i, ls := range n.links {
@@ -436,12 +446,12 @@ func (r *Router) handleBatch(n *neighbour, l transports.Link, frames [][]byte) {
 			continue
 		}
 		r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.in })
-		if ok, flooding := r.ingress.allow(n.addr, radio, now); !ok {
+		if !r.ingress.allow(n.addr, radio, now) {
 			// Over this neighbour's rate: no custody ack, so it keeps the
 			// bundle and sends it again later.
 			r.m.add(n.addr, func(c *counters) *atomicU64 { return &c.rateLimited })
 			r.m.reject(n.addr, "rate-limited")
-			if flooding {
+			if r.table.refused(n.addr, now) {
 				// Its routes now carry the full penalty (table.penaltyOf):
 				// move what waits off them, as for a reputation change.
 				r.log.Warn("neighbour floods past its ingress limit", "neighbour", addrString(n.addr), "radio", radio,

@@ -78,14 +78,13 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		spray := i >= nq
 		n.mu.Lock()
 		f := n.inflight[rec.ID]
-		var acked bool
 		var deadline time.Time
 		if f != nil {
-			acked, deadline = f.acked, f.deadline // onAck and heard write them under n.mu
+			deadline = f.deadline // onAck and heard write it under n.mu
 		}
-		stale := f == nil && n.settled[rec.ID] > gen
+		outdated := n.ackedSince(rec.ID, f, gen)
 		n.mu.Unlock()
-		if acked || stale {
+		if outdated {
 			// Its store update is under way (onAck), or was made after
 			// recs was read: rec is out of date (a copy budget already
 			// given, a record already released). onAck wakes n, and the
@@ -181,7 +180,7 @@ func (r *Router) sendPending(n *neighbour) time.Time {
 		// before Send returns.
 		n.mu.Lock()
 		f := n.inflight[o.rec.ID]
-		if f == nil && n.settled[o.rec.ID] > gen || f != nil && f.acked {
+		if n.ackedSince(o.rec.ID, f, gen) {
 			n.mu.Unlock()
 			continue // acknowledged since recs was read (see above)
 		}

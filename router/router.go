@@ -203,11 +203,10 @@ func New(cfg Config) (*Router, error) {
 	// routes count as loop-free again (meanwhile they are used, not
 	// announced: nextHop).
 	tcfg := policy.TableConfig{LiveFor: max(4*cfg.AnnounceInterval, minRouteLife), StaleFor: cfg.RouteTTL, HoldDown: 2 * cfg.AnnounceInterval}
-	g := newIngress(cfg)
 	r := &Router{
 		cfg: cfg, log: cfg.Logger.With("component", "router"),
-		table: newTable(cfg.Self, tcfg, policy.NewReputation(), g, cfg.Now), m: newMetrics(),
-		ingress: g,
+		table: newTable(cfg.Self, tcfg, policy.NewReputation(), cfg.Now), m: newMetrics(),
+		ingress: newIngress(cfg),
 		dtn:     newDTN(),
 		ctx:     ctx, cancel: cancel,
 		nbrs: make(map[bundle.Addr]*neighbour), dials: make(map[string]*dialState),

@@ -35,33 +35,40 @@ type RouteInfo struct {
 // table is the route table: router/policy's distance vector (split
 // horizon, route expiry, the feasibility condition for loop freedom) with
 // a metric penalty per neighbour: its reputation, or the full penalty
-// while the ingress judges it flooding (penaltyOf). Safe for concurrent
-// use.
+// while it is judged flooding (penaltyOf). Safe for concurrent use.
 type table struct {
-	mu      sync.Mutex
-	t       *policy.Table
-	rep     *policy.Reputation
-	ingress *ingress         // judges floods; nil: none
-	now     func() time.Time // the router's clock (Config.Now)
+	mu    sync.Mutex
+	t     *policy.Table
+	rep   *policy.Reputation
+	flood *policy.FloodWatch // fed by refused
+	now   func() time.Time   // the router's clock (Config.Now)
 }
 
 // newTable returns a table for node self whose penalties come from rep
-// and, when g is not nil, from g's flood judgement at now().
-func newTable(self bundle.Addr, cfg policy.TableConfig, rep *policy.Reputation, g *ingress, now func() time.Time) *table {
-	t := &table{t: policy.NewTable(self, cfg), rep: rep, ingress: g, now: now}
+// and from its own flood judgement, on the clock now.
+func newTable(self bundle.Addr, cfg policy.TableConfig, rep *policy.Reputation, now func() time.Time) *table {
+	t := &table{t: policy.NewTable(self, cfg), rep: rep, flood: policy.NewFloodWatch(), now: now}
 	t.t.SetPenalty(t.penaltyOf) // called with t.mu held
 	return t
 }
 
+// refused records a bundle from neighbour n refused at its ingress limit
+// at now. It reports whether n has just been judged flooding (it was not
+// before), so the caller logs it and reroutes once, not on every refusal.
+func (t *table) refused(n bundle.Addr, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.flood.Refused(n, now)
+}
+
 // penaltyOf is the metric penalty for routes through n: policy.MaxMetric
-// while the ingress judges n flooding, else its reputation penalty. It is
+// while n is judged flooding, else its reputation penalty. It is
 // read afresh at every routing decision, so routes through n are used
 // again as soon as the flood judgement lapses (with time alone); the next
 // round's Expire (policy.Table.notePenalties) then ends any hold-down the
-// penalty started. Called with t.mu held (lock order table.mu, then
-// ingress.mu).
+// penalty started. Called with t.mu held.
 func (t *table) penaltyOf(n bundle.Addr) uint8 {
-	if t.ingress != nil && t.ingress.flooding(n, t.now()) {
+	if t.flood.Flooding(n, t.now()) {
 		return policy.MaxMetric
 	}
 	return t.rep.PenaltyOf(n)

@@ -184,13 +184,12 @@ func (s *Sim) at(d time.Duration, fn func()) {
 	heap.Push(&s.q, &event{at: s.now + max(d, 0), seq: s.seq, fn: fn})
 }
 
-func (s *Sim) exp(mean time.Duration) time.Duration {
-	return time.Duration(s.rng.ExpFloat64() * float64(mean))
-}
+func (s *Sim) exp(mean time.Duration) time.Duration { return expFrom(s.rng, mean) }
 
-// worldExp is exp drawn from the world's stream (Sim.world).
-func (s *Sim) worldExp(mean time.Duration) time.Duration {
-	return time.Duration(s.world.ExpFloat64() * float64(mean))
+// expFrom draws an exponentially distributed duration of the given mean
+// from stream r (Sim.rng or Sim.world).
+func expFrom(r *rand.Rand, mean time.Duration) time.Duration {
+	return time.Duration(r.ExpFloat64() * float64(mean))
 }
 
 func addrOf(i int) bundle.Addr { return bundle.Addr{'n', byte(i >> 16), byte(i >> 8), byte(i)} }
@@ -277,9 +276,9 @@ func (s *Sim) build() {
 				if !n.up {
 					mean = time.Duration(s.sc.MeanDown)
 				}
-				s.at(s.worldExp(mean), toggle)
+				s.at(expFrom(s.world, mean), toggle)
 			}
-			s.at(s.worldExp(time.Duration(s.sc.MeanUp)), toggle)
+			s.at(expFrom(s.world, time.Duration(s.sc.MeanUp)), toggle)
 		}
 	}
 	// Traffic between users (everyone but relays and liars).
@@ -319,9 +318,9 @@ func (s *Sim) build() {
 				dst := users[s.world.IntN(len(users))]
 				b := &simBundle{id: id, src: i, dst: dst, size: s.sc.TextBytes, class: policy.Interactive, created: s.now, expires: s.now + time.Duration(s.sc.Lifetime), junk: true}
 				s.nodes[i].originate(b)
-				s.at(s.worldExp(time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
+				s.at(expFrom(s.world, time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
 			}
-			s.at(s.worldExp(time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
+			s.at(expFrom(s.world, time.Duration(float64(time.Minute)/s.sc.LiarJunkPerMin)), junk)
 		}
 	}
 	for _, n := range s.nodes {
