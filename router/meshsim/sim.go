@@ -419,11 +419,36 @@ func (s *Sim) loraAir(n int) time.Duration {
 // dropped (the radio's queue is full).
 const maxRadioQueue = 30 * time.Minute
 
-// sendLoRa transmits f from node from; all radio neighbours hear it.
+// sendLoRa transmits f from node from; all radio neighbours hear it. A
+// unicast larger than one LoRa frame goes as fragments with selective
+// repair (sendFragments), as the daemon's radio link sends it.
 func (s *Sim) sendLoRa(from int, f *frame) bool {
+	if f.to >= 0 && f.size > airtime.MaxPayloadBytes {
+		return s.sendFragments(from, f)
+	}
+	_, ok := s.transmit(from, f, f.size, true, func(j int, m *node) {
+		if f.to >= 0 && f.to != j {
+			m.overhear(from, f)
+			return
+		}
+		m.receive(from, nil, f)
+	})
+	return ok
+}
+
+// transmit puts size bytes of f on node from's radio as one LoRa
+// transmission, after the frames queued before it and once the duty
+// cycle allows. Every radio neighbour that is up hears it unless it
+// collides (another transmission it hears overlaps, or it is transmitting
+// itself) or is lost; heard runs for each at the end of the transmission.
+// first counts f as one more frame sent (else only its airtime counts: a
+// fragment after the first, a repair). ok is false when the radio's queue
+// is full (the frame would wait over maxRadioQueue); end is when the
+// transmission ends.
+func (s *Sim) transmit(from int, f *frame, size int, first bool, heard func(j int, m *node)) (end time.Duration, ok bool) {
 	n := s.nodes[from]
 	r := n.radio
-	air := s.loraAir(f.size)
+	air := s.loraAir(size)
 	start := max(s.now, r.txUntil)
 	// Duty cycle: wait until the regional budget holds the frame.
 	if left := r.budget.Left(epoch.Add(start)); left < air {
@@ -431,11 +456,15 @@ func (s *Sim) sendLoRa(from int, f *frame) bool {
 	}
 	if start-s.now > maxRadioQueue {
 		s.rep.RadioDrops++
-		return false
+		return 0, false
 	}
 	r.budget.Allow(epoch.Add(start), air)
 	r.txStart, r.txUntil = start, start+air
-	s.count(f, true, air)
+	if first {
+		s.count(f, true, air)
+	} else {
+		s.addAirtime(f, air)
+	}
 	s.at(start-s.now, func() {
 		if !n.up {
 			return
@@ -463,15 +492,11 @@ func (s *Sim) sendLoRa(from int, f *frame) bool {
 					}
 					return
 				}
-				if f.to >= 0 && f.to != j {
-					m.overhear(from, f)
-					return
-				}
-				m.receive(from, nil, f)
+				heard(j, m)
 			})
 		}
 	})
-	return true
+	return start + air, true
 }
 
 func (s *Sim) count(f *frame, lora bool, air time.Duration) {
@@ -480,9 +505,13 @@ func (s *Sim) count(f *frame, lora bool, air time.Duration) {
 	} else {
 		s.rep.ControlTx++
 	}
-	if !lora {
-		return
+	if lora {
+		s.addAirtime(f, air)
 	}
+}
+
+// addAirtime counts air of LoRa airtime for f, by class and by kind.
+func (s *Sim) addAirtime(f *frame, air time.Duration) {
 	class := f.class
 	if f.kind != fData {
 		class = policy.Control

@@ -26,9 +26,8 @@ func loadCity(t testing.TB) Scenario {
 // TestCity100TernAgainstEpidemicAndFlooding runs the 100-node city under the
 // three protocols on seeds 1-8 (one seed moves delivery by about ten of
 // 400, so the targets are judged on the means) and checks Tern's targets:
-// delivery close to epidemic's (the target is at least, not met yet: see
-// below) with at most a third of its transmissions, and far less airtime
-// than flooding.
+// delivery at least epidemic's with at most a third of its transmissions,
+// and far less airtime than flooding.
 func TestCity100TernAgainstEpidemicAndFlooding(t *testing.T) {
 	bySeed, err := Seeds(loadCity(t), []uint64{1, 2, 3, 4, 5, 6, 7, 8}, runtime.GOMAXPROCS(0))
 	if err != nil {
@@ -43,21 +42,19 @@ func TestCity100TernAgainstEpidemicAndFlooding(t *testing.T) {
 	// world (churn and contacts do not depend on the protocol: Sim.world),
 	// so the comparison is paired. Tern keeps files (bulk, 8 KB) off LoRa,
 	// as the daemon does (bulk traffic must never starve a radio channel);
-	// epidemic puts them on air and delivers files to nodes only a radio
-	// reaches. On seeds 1-8 Tern delivers 331.5 messages (not files)
-	// against epidemic's 331.9 and 35.1 files against 37.25; over seeds
-	// 1-32 8 more messages in all and 69 fewer files, 368.6 against 370.5
-	// (README, Mesh simulator). The target is not met yet in this paired
-	// world (issue 7): the test holds Tern within 1 % of epidemic on
-	// messages and within 2 % in all, so that a change that loses ground
-	// fails here.
+	// epidemic puts them on air, as 33 fragments with selective repair
+	// (frag.go), and delivers a few more files (37.2 against 35.1 on seeds
+	// 1-8) at the cost of a channel so busy that it delivers fewer
+	// messages. Seeds 1-8: Tern 366.6 against 363.0 in all, 331.5 messages
+	// against 325.8; seeds 1-32: 368.6 against 362.5, at least epidemic's
+	// on 29 of the 32 (README, Performance).
 	ternMsgs, epiMsgs := tern.Delivered-tern.Files, epi.Delivered-epi.Files
 	t.Logf("messages (not files): Tern %.2f, epidemic %.2f; files: Tern %.2f, epidemic %.2f", ternMsgs, epiMsgs, tern.Files, epi.Files)
-	if ternMsgs < 0.99*epiMsgs {
-		t.Errorf("Tern delivered %.2f messages (not files) on average, epidemic %.2f: Tern must stay within 1 %% of epidemic's", ternMsgs, epiMsgs)
+	if tern.Delivered < epi.Delivered {
+		t.Errorf("Tern delivered %.2f on average, epidemic %.2f: the target is at least epidemic's", tern.Delivered, epi.Delivered)
 	}
-	if tern.Delivered < 0.98*epi.Delivered {
-		t.Errorf("Tern delivered %.1f in all, epidemic %.1f: keeping files off LoRa must not cost more than 2 %%", tern.Delivered, epi.Delivered)
+	if ternMsgs < epiMsgs {
+		t.Errorf("Tern delivered %.2f messages (not files) on average, epidemic %.2f: the messages it puts on air must not lose to epidemic's", ternMsgs, epiMsgs)
 	}
 	if 3*tern.TxPerDelivered > epi.TxPerDelivered {
 		t.Errorf("Tern made %.1f bundle transmissions per delivery, epidemic %.1f: Tern must stay under a third", tern.TxPerDelivered, epi.TxPerDelivered)

@@ -212,7 +212,7 @@ func (n *node) handWith(h *held, j, give, grant int) {
 	a := h.attempt
 	timeout := p2pTimeout
 	if n.radio != nil && n.rup[j] {
-		timeout = radioTimeout + 2*n.s.loraAir(f.size)
+		timeout = radioTimeout + 2*n.s.radioAir(f)
 	}
 	n.s.at(timeout, func() {
 		if n.store[h.b.id] != h || !h.inflight || h.attempt != a {
