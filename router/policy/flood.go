@@ -31,6 +31,10 @@ type FloodWatch struct {
 	// the count at Refusals or more.
 	Window time.Duration
 	per    map[bundle.Addr]*floodScore
+	// sweep forgets neighbours whose window has passed and who are not
+	// judged (as Limiter forgets full buckets): they behave as if never
+	// refused.
+	sweep sweeper
 }
 
 type floodScore struct {
@@ -51,6 +55,14 @@ func NewFloodWatch() *FloodWatch {
 func (w *FloodWatch) Refused(n bundle.Addr, now time.Time) bool {
 	f := w.per[n]
 	if f == nil {
+		if w.sweep.due(len(w.per), now) {
+			for a, o := range w.per {
+				if now.Sub(o.start) >= w.Window && !now.Before(o.until) {
+					delete(w.per, a)
+				}
+			}
+			w.sweep.done(len(w.per), now, w.Window)
+		}
 		f = &floodScore{start: now}
 		w.per[n] = f
 	}

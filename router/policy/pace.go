@@ -122,10 +122,16 @@ func Digest(routes []bundle.Route) uint64 {
 // bucket per neighbour). Relays cannot see who originated a bundle, so
 // quotas key on the neighbour that handed it over: a node that floods
 // is throttled at its first hop and cannot crowd out the others.
+//
+// A neighbour's bucket is forgotten once it has refilled (a full bucket
+// and none behave alike), so a radio sender forging a new source address
+// for every frame grows the map only by the frames it gets on air while
+// a bucket refills (Burst/Rate), not for ever.
 type Limiter struct {
 	Rate  float64 // bundles per second
 	Burst float64
 	b     map[bundle.Addr]*bucket
+	sweep sweeper
 }
 
 type bucket struct {
@@ -142,6 +148,14 @@ func NewLimiter(rate, burst float64) *Limiter {
 func (l *Limiter) Allow(n bundle.Addr, now time.Time) bool {
 	k := l.b[n]
 	if k == nil {
+		if l.sweep.due(len(l.b), now) {
+			for a, o := range l.b {
+				if o.level+now.Sub(o.last).Seconds()*l.Rate >= l.Burst {
+					delete(l.b, a)
+				}
+			}
+			l.sweep.done(len(l.b), now, l.refill())
+		}
 		k = &bucket{level: l.Burst, last: now}
 		l.b[n] = k
 	}
@@ -154,6 +168,35 @@ func (l *Limiter) Allow(n bundle.Addr, now time.Time) bool {
 	}
 	k.level--
 	return true
+}
+
+// sweeper spaces the sweeps of a per-neighbour map that forgets entries
+// gone back to their initial state. A sweep runs, as an entry is added,
+// when the map has doubled since the last sweep left it or a period has
+// passed since then (and it holds at least sweepMin): each entry added
+// pays for a constant share of the sweeps, and an entry back in its
+// initial state is gone within two periods of the next addition.
+type sweeper struct {
+	at   int
+	next time.Time
+}
+
+const sweepMin = 64
+
+func (s *sweeper) due(n int, now time.Time) bool {
+	return n >= sweepMin && (n >= s.at || !now.Before(s.next))
+}
+
+func (s *sweeper) done(n int, now time.Time, period time.Duration) {
+	s.at, s.next = 2*n, now.Add(period)
+}
+
+// refill is how long an empty bucket takes to fill (an hour at most).
+func (l *Limiter) refill() time.Duration {
+	if l.Rate <= 0 || l.Burst/l.Rate > 3600 {
+		return time.Hour
+	}
+	return time.Duration(l.Burst / l.Rate * float64(time.Second))
 }
 
 // Reputation tracks, per neighbour, the bundles handed to it on a live
