@@ -12,6 +12,7 @@ import (
 
 	"github.com/ternmesh/tern/bundle"
 	"github.com/ternmesh/tern/router/policy"
+	"github.com/ternmesh/tern/transports"
 )
 
 // TestTableJudgesFlooding: a neighbour's 20th refusal at its ingress
@@ -57,33 +58,21 @@ func TestTableJudgesFlooding(t *testing.T) {
 // announce rounds), A trusts it again: no penalty, and messages go
 // through F again.
 func TestFloodingNeighbourIsRoutedRound(t *testing.T) {
-	vc := newVClock()
-	x := &pacedNet{t: t, vc: vc, nodes: map[byte]*testNode{}}
 	forwarded := make(chan Event, 64)
 	var warnings lockedBuffer // A's log at Warn and above
-	for i, name := range []byte("AFHGD") {
-		x.nodes[name] = newTunedNode(t, name, func(c *Config) {
-			c.AnnounceInterval = 30 * time.Second
-			c.Now, c.after = vc.Now, vc.after(i)
-			if name == 'A' {
-				c.IngressRate, c.IngressBurst = 1, 5
-				c.Logger = slog.New(slog.NewTextHandler(&warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				c.Events = func(e Event) {
-					select {
-					case forwarded <- e:
-					default:
-					}
-				}
+	x, vc, fEnd := floodNet(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		c.Events = func(e Event) {
+			select {
+			case forwarded <- e:
+			default:
 			}
-		})
-	}
+		}
+	}, func(a, f *testNode) transports.Link {
+		_, fEnd := connect(a, f)
+		return fEnd
+	})
 	a, f, h, d := x.nodes['A'], x.nodes['F'], x.nodes['H'], x.nodes['D']
-	_, fEnd := connect(a, f) // F's end: the test floods A through it
-	connect(f, d)
-	connect(a, h)
-	connect(h, x.nodes['G'])
-	connect(x.nodes['G'], d)
-	x.until("A learns D through F and through H", func() bool { return x.live('A', 'D', 'F') && x.live('A', 'D', 'H') })
 
 	// send submits a message from A to D and returns the neighbour that
 	// took it into custody, once D has it.
@@ -195,4 +184,34 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// floodNet builds the five routers of the flood tests on virtual clocks:
+// A reaches D through F (A-F-D, the cheaper route) or through H (A-H-G-D).
+// A's ingress takes 1 bundle a second after a burst of 5; tuneA adds A's
+// other settings. joinAF joins A and F and returns F's end of that link,
+// through which the tests flood A. It returns once A has live routes to D
+// through both F and H.
+func floodNet(t *testing.T, tuneA func(*Config), joinAF func(a, f *testNode) transports.Link) (x *pacedNet, vc *vclock, fEnd transports.Link) {
+	t.Helper()
+	vc = newVClock()
+	x = &pacedNet{t: t, vc: vc, nodes: map[byte]*testNode{}}
+	for i, name := range []byte("AFHGD") {
+		x.nodes[name] = newTunedNode(t, name, func(c *Config) {
+			c.AnnounceInterval = 30 * time.Second
+			c.Now, c.after = vc.Now, vc.after(i)
+			if name == 'A' {
+				c.IngressRate, c.IngressBurst = 1, 5
+				tuneA(c)
+			}
+		})
+	}
+	a, f, h, g, d := x.nodes['A'], x.nodes['F'], x.nodes['H'], x.nodes['G'], x.nodes['D']
+	fEnd = joinAF(a, f)
+	connect(f, d)
+	connect(a, h)
+	connect(h, g)
+	connect(g, d)
+	x.until("A learns D through F and through H", func() bool { return x.live('A', 'D', 'F') && x.live('A', 'D', 'H') })
+	return x, vc, fEnd
 }

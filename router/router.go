@@ -345,10 +345,13 @@ func (r *Router) PathProblem(dest bundle.Addr, k bundle.Kind) string {
 func (r *Router) routesChanged() { wake(r.changed) }
 
 // reroute moves held bundles to a better next hop: unrouted bundles that
-// now have a route, bundles waiting for a neighbour that is down when
-// another neighbour that is up now leads to their destination, and parked
-// hedges that now have a live route through a neighbour not yet given
-// them. Then it offers what is left unrouted to the radios (airSpray).
+// now have a route; bundles queued for a neighbour that is down, up only
+// over clear-only links, or up but penalised now (a poor delivery-receipt
+// reputation, or judged flooding: table.penalised), when their route now
+// leads through another neighbour that is up (those whose best route is
+// still the penalised neighbour stay queued for it); and parked hedges
+// that now have a live route through a neighbour not yet given them. Then
+// it offers what is left unrouted to the radios (airSpray).
 func (r *Router) reroute() {
 	st := r.cfg.Store
 	// move routes recs (queued for current) anew and returns those it
@@ -380,16 +383,26 @@ func (r *Router) reroute() {
 		r.moveTo(byHop)
 	}
 	r.mu.Lock()
-	var down []bundle.Addr
+	var off, up []bundle.Addr // queues to route anew; neighbours up
 	for a, n := range r.nbrs {
 		// Down, or up only over clear-only links (encrypted bundles
 		// queued there cannot leave that way).
 		if !n.up() || n.clearOnly() {
-			down = append(down, a)
+			off = append(off, a)
+		} else {
+			up = append(up, a)
 		}
 	}
 	r.mu.Unlock()
-	for _, a := range down {
+	// Up but penalised: new bundles already route round it, and so do
+	// those queued for it. Asked only now r.mu is released: the table's
+	// lock is taken before r.mu (route), never under it.
+	for _, a := range up {
+		if r.table.penalised(a) {
+			off = append(off, a)
+		}
+	}
+	for _, a := range off {
 		if recs, err := st.ForNextHop(a, 4096); err == nil {
 			move(recs, a)
 		}
