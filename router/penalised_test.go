@@ -21,7 +21,7 @@ import (
 // the queue of a neighbour that is up but penalised, not only of one that
 // is down), reach D, and each reach D's application exactly once.
 func TestQueuedForPenalisedNeighbourIsRoutedRound(t *testing.T) {
-	fwd := &forwardedBy{by: map[bundle.ID][]bundle.Addr{}}
+	fwd := newForwardedBy()
 	var stall *stallLink
 	x, _, fEnd := floodNet(t, func(c *Config) { c.Events = fwd.event }, func(a, f *testNode) transports.Link {
 		la, fEnd := transports.NewMemPair(transports.MemOptions{AddrA: a.addr, AddrB: f.addr, Authenticated: true})
@@ -113,12 +113,7 @@ func TestQueuedForPenalisedNeighbourIsRoutedRound(t *testing.T) {
 		}
 		return true
 	})
-	d.mu.Lock()
-	delivered := map[bundle.ID]int{}
-	for _, b := range d.got {
-		delivered[b.ID]++
-	}
-	d.mu.Unlock()
+	delivered := deliveries(d)
 	for id, text := range want {
 		if delivered[id] != 1 {
 			t.Errorf("D's application was delivered %q %d times, want once", text, delivered[id])
@@ -161,8 +156,13 @@ func (l *stallLink) Send(ctx context.Context, f []byte) error {
 // forwardedBy records which neighbours took each locally originated bundle
 // into custody (Config.Events).
 type forwardedBy struct {
-	mu sync.Mutex
-	by map[bundle.ID][]bundle.Addr
+	mu      sync.Mutex
+	by      map[bundle.ID][]bundle.Addr
+	changed chan struct{} // closed and replaced at every event
+}
+
+func newForwardedBy() *forwardedBy {
+	return &forwardedBy{by: map[bundle.ID][]bundle.Addr{}, changed: make(chan struct{})}
 }
 
 func (e *forwardedBy) event(ev Event) {
@@ -172,6 +172,27 @@ func (e *forwardedBy) event(ev Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.by[ev.ID] = append(e.by[ev.ID], ev.Neighbour)
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// wait waits up to d until bundle id has been taken into custody n times,
+// and reports whether it was.
+func (e *forwardedBy) wait(id bundle.ID, n int, d time.Duration) bool {
+	timeout := time.After(d)
+	for {
+		e.mu.Lock()
+		got, changed := len(e.by[id]), e.changed
+		e.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return false
+		}
+	}
 }
 
 func (e *forwardedBy) neighbours(id bundle.ID) []bundle.Addr {

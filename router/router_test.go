@@ -134,6 +134,18 @@ func waitArrival(t *testing.T, n *testNode, payload string) *bundle.Bundle {
 	return nil
 }
 
+// deliveries counts, by bundle, how often n's application was delivered
+// each bundle.
+func deliveries(n *testNode) map[bundle.ID]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	got := map[bundle.ID]int{}
+	for _, b := range n.got {
+		got[b.ID]++
+	}
+	return got
+}
+
 func hasRoute(n *testNode, dest bundle.Addr) func() bool {
 	return func() bool {
 		for _, r := range n.r.Routes() {

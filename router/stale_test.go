@@ -34,7 +34,7 @@ import (
 func TestAckAfterQueueReadDoesNotResendFromStaleRecord(t *testing.T) {
 	msg := dataBundle(t, bundle.Addr{'D'}, "once, with a spare")
 	clock := &passClock{}
-	fwd := &forwardedEvents{id: msg.ID, second: make(chan struct{})}
+	fwd := newForwardedBy()
 	a := newTunedNode(t, 'A', func(c *Config) {
 		c.Now = clock.now
 		c.Events = fwd.event
@@ -89,10 +89,7 @@ func TestAckAfterQueueReadDoesNotResendFromStaleRecord(t *testing.T) {
 		func() { a.r.onAck(nb, []bundle.ID{msg.ID}) },
 		func() {
 			if sent, _ := link.counts(); sent > 1 {
-				select {
-				case <-fwd.second: // A applied B's custody ack of the second copy
-				case <-time.After(10 * time.Second):
-				}
+				fwd.wait(msg.ID, 2, 10*time.Second) // A applied B's custody ack of the second copy
 			}
 		})
 	wake(nb.wake)
@@ -127,7 +124,7 @@ func TestAckAfterQueueReadDoesNotResendFromStaleRecord(t *testing.T) {
 	if len(grants) != 1 || grants[0] != given {
 		t.Errorf("A granted B copies of the bundle %d times (%v), want a single grant of %d", len(grants), grants, given)
 	}
-	if n := fwd.count(); n != 1 {
+	if n := len(fwd.neighbours(msg.ID)); n != 1 {
 		t.Errorf("A reported the bundle forwarded %d times, want once", n)
 	}
 	switch rec, ok := held(a, msg.ID); {
@@ -136,43 +133,9 @@ func TestAckAfterQueueReadDoesNotResendFromStaleRecord(t *testing.T) {
 	case rec.Copies != 1 || rec.NextHop != ParkedHop():
 		t.Errorf("A holds %d copies of the bundle queued for %x, want its spare copy: 1, parked", rec.Copies, rec.NextHop[:1])
 	}
-	d.mu.Lock()
-	var got int
-	for _, x := range d.got {
-		if x.ID == msg.ID {
-			got++
-		}
-	}
-	d.mu.Unlock()
-	if got != 1 {
+	if got := deliveries(d)[msg.ID]; got != 1 {
 		t.Errorf("D was delivered the message %d times, want once", got)
 	}
-}
-
-// forwardedEvents counts the "forwarded" events (Config.Events) of bundle
-// id; second is closed at the second.
-type forwardedEvents struct {
-	id     bundle.ID
-	second chan struct{}
-	mu     sync.Mutex
-	n      int
-}
-
-func (e *forwardedEvents) event(ev Event) {
-	if ev.Kind != "forwarded" || ev.ID != e.id {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.n++; e.n == 2 {
-		close(e.second)
-	}
-}
-
-func (e *forwardedEvents) count() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.n
 }
 
 // passClock is a router's clock (Config.Now) that runs actions inside send

@@ -53,6 +53,10 @@ type train struct {
 // fragCount is how many fragments a unicast of size bytes takes.
 func fragCount(size int) int { return (size + fragPayload - 1) / fragPayload }
 
+// fragAckSize is the size on air of a selective acknowledgement of k
+// fragments: its header and a bitmap.
+func fragAckSize(k int) int { return fragAckBytes + (k+7)/8 }
+
 // fragSize is the size on air of fragment i of a unicast of size bytes.
 func fragSize(size, i int) int { return fragHeader + min(fragPayload, size-i*fragPayload) }
 
@@ -139,7 +143,7 @@ func (s *Sim) fragAwait(t *train, round int, end time.Duration) {
 	// The receiver answers once the round's last fragment is in (a
 	// moment later: the events at end itself include that reception).
 	s.at(end-s.now+time.Millisecond, func() { s.fragAck(t, round) })
-	ackAir := s.loraAir(fragAckBytes + (len(t.got)+7)/8)
+	ackAir := s.loraAir(fragAckSize(len(t.got)))
 	s.at(end-s.now+2*ackAir+fragAckWait, func() {
 		if t.waiting != round {
 			return
@@ -159,7 +163,7 @@ func (s *Sim) fragAck(t *train, round int) {
 		return
 	}
 	held := append([]bool(nil), t.got...)
-	ack := &frame{kind: fAck, to: t.from, size: fragAckBytes + (len(held)+7)/8}
+	ack := &frame{kind: fAck, to: t.from, size: fragAckSize(len(held))}
 	s.transmit(t.f.to, ack, ack.size, true, func(j int, _ *node) {
 		if j != t.from || t.waiting != round {
 			return

@@ -61,7 +61,7 @@ func TestFragmentedUnicastCostsItsFragments(t *testing.T) {
 	if got := fragCount(b.size + headerBytes); got != 33 {
 		t.Errorf("8024 bytes take %d fragments, want 33 of %d bytes", got, fragPayload)
 	}
-	ack := s.loraAir(fragAckBytes + 5)
+	ack := s.loraAir(fragAckSize(33))
 	if want := s.fragAir(b.size+headerBytes) + ack; s.rep.AirtimeTotal != want {
 		t.Errorf("airtime %v, want %v: every fragment once and one acknowledgement", s.rep.AirtimeTotal, want)
 	}

@@ -55,14 +55,9 @@ func NewFloodWatch() *FloodWatch {
 func (w *FloodWatch) Refused(n bundle.Addr, now time.Time) bool {
 	f := w.per[n]
 	if f == nil {
-		if w.sweep.due(len(w.per), now) {
-			for a, o := range w.per {
-				if now.Sub(o.start) >= w.Window && !now.Before(o.until) {
-					delete(w.per, a)
-				}
-			}
-			w.sweep.done(len(w.per), now, w.Window)
-		}
+		sweep(&w.sweep, w.per, now, w.Window, func(o *floodScore) bool {
+			return now.Sub(o.start) >= w.Window && !now.Before(o.until)
+		})
 		f = &floodScore{start: now}
 		w.per[n] = f
 	}

@@ -148,14 +148,9 @@ func NewLimiter(rate, burst float64) *Limiter {
 func (l *Limiter) Allow(n bundle.Addr, now time.Time) bool {
 	k := l.b[n]
 	if k == nil {
-		if l.sweep.due(len(l.b), now) {
-			for a, o := range l.b {
-				if o.level+now.Sub(o.last).Seconds()*l.Rate >= l.Burst {
-					delete(l.b, a)
-				}
-			}
-			l.sweep.done(len(l.b), now, l.refill())
-		}
+		sweep(&l.sweep, l.b, now, l.refill(), func(o *bucket) bool {
+			return o.level+now.Sub(o.last).Seconds()*l.Rate >= l.Burst
+		})
 		k = &bucket{level: l.Burst, last: now}
 		l.b[n] = k
 	}
@@ -183,12 +178,20 @@ type sweeper struct {
 
 const sweepMin = 64
 
-func (s *sweeper) due(n int, now time.Time) bool {
-	return n >= sweepMin && (n >= s.at || !now.Before(s.next))
-}
-
-func (s *sweeper) done(n int, now time.Time, period time.Duration) {
-	s.at, s.next = 2*n, now.Add(period)
+// sweep, called as an entry is about to be added to m, forgets the
+// entries back in their initial state (initial reports it) when a sweep
+// is due by s, and records the sweep in s.
+func sweep[V any](s *sweeper, m map[bundle.Addr]V, now time.Time, period time.Duration, initial func(V) bool) {
+	n := len(m)
+	if n < sweepMin || (n < s.at && now.Before(s.next)) {
+		return
+	}
+	for a, v := range m {
+		if initial(v) {
+			delete(m, a)
+		}
+	}
+	s.at, s.next = 2*len(m), now.Add(period)
 }
 
 // refill is how long an empty bucket takes to fill (an hour at most).

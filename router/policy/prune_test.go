@@ -60,7 +60,16 @@ func TestFloodWatchForgetsTheQuiet(t *testing.T) {
 	if !w.Flooding(liar, t0.Add(2*time.Minute)) {
 		t.Fatal("the sweeps forgot a neighbour judged flooding")
 	}
-	w.Refused(forged(-1), t0.Add(11*time.Minute))
+	// Past the liar's window (it began at t0) but within its judgement
+	// (until 10 min after its last refusal, at t0+19s): a sweep must keep it.
+	at := t0.Add(10*time.Minute + 5*time.Second)
+	for i := range 20_001 {
+		w.Refused(forged(10_000+i), at)
+	}
+	if !w.Flooding(liar, at) {
+		t.Fatal("a sweep after the liar's window forgot it while it is still judged flooding")
+	}
+	w.Refused(forged(-1), t0.Add(21*time.Minute))
 	if n := len(w.per); n > sweepMin {
 		t.Errorf("the watch still tracks %d neighbours 10 min after their last refusal, want at most %d", n, sweepMin)
 	}
